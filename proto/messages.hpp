@@ -1,0 +1,335 @@
+// proto/messages.hpp — every control message between a task (or the `cohort`
+// command) and its local daemon. One struct per message type; `fields()` lists
+// the wire layout once (see codec.hpp). Requests carry `req`, a number chosen by
+// the client and echoed in the reply, so that replies can be told apart from
+// events (Output, NotifyEvent) that the daemon sends at any time.
+//
+// Conversation:
+//   client: Hello                    daemon: Welcome (identity, or an error and close)
+//   client: Publish/Resolve/Spawn/…  daemon: the matching reply with the same req
+//                                    daemon: Output, NotifyEvent whenever they happen
+//   client: Bye                      (clean leave; closing the socket means the same)
+//
+// Adding a message: add it to COHORT_PROTO_MESSAGES, define its struct with
+// kType, and give it a case in the daemon's dispatcher. Never renumber.
+#pragma once
+
+#include <cohort/tid.hpp>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace cohort::proto {
+
+// X(name, number)
+#define COHORT_PROTO_MESSAGES(X) \
+  X(Hello, 1)                    \
+  X(Welcome, 2)                  \
+  X(Bye, 3)                      \
+  X(Ack, 4)                      \
+  X(Publish, 10)                 \
+  X(Resolve, 11)                 \
+  X(ResolveReply, 12)            \
+  X(Spawn, 20)                   \
+  X(SpawnReply, 21)              \
+  X(Output, 22)                  \
+  X(Notify, 30)                  \
+  X(NotifyEvent, 31)             \
+  X(Kill, 40)                    \
+  X(Halt, 41)                    \
+  X(ListTasks, 50)               \
+  X(TaskList, 51)                \
+  X(ListHosts, 52)               \
+  X(HostList, 53)                \
+  X(JobTids, 54)                 \
+  X(JobTidsReply, 55)
+
+enum class MsgType : std::uint16_t {
+#define COHORT_PROTO_ENUM(name, num) k##name = num,
+  COHORT_PROTO_MESSAGES(COHORT_PROTO_ENUM)
+#undef COHORT_PROTO_ENUM
+};
+
+/// "Spawn" for kSpawn; "unknown" otherwise.
+std::string_view msg_type_name(MsgType t) noexcept;
+/// True for numbers that name a message in this protocol version.
+bool msg_type_known(std::uint16_t t) noexcept;
+
+/// A status on the wire: an Errc value (0 = OK) and its message.
+struct WireStatus {
+  std::uint16_t code = 0;
+  std::string message;
+  template <class F>
+  void fields(F& f) {
+    f(code);
+    f(message);
+  }
+};
+
+// ---- enrolment -------------------------------------------------------------
+
+struct Hello {
+  static constexpr MsgType kType = MsgType::kHello;
+  std::uint32_t version = 1;
+  std::string cookie;          // the VM's secret (Unix socket: only the owner can connect)
+  std::int32_t pid = 0;
+  Tid claimed_tid = 0;         // COHORT_TID when spawned by the daemon, else 0 (new task)
+  std::string program;         // for `cohort ps`
+  bool is_tool = false;        // the `cohort` command: not listed as a task
+  template <class F>
+  void fields(F& f) {
+    f(version); f(cookie); f(pid); f(claimed_tid); f(program); f(is_tool);
+  }
+};
+
+struct Welcome {
+  static constexpr MsgType kType = MsgType::kWelcome;
+  WireStatus status;
+  Tid tid = 0;
+  Tid parent = 0;
+  std::uint32_t job = 0;
+  std::int32_t rank = 0;
+  std::int32_t job_size = 1;
+  std::uint32_t host = 0;      // host index
+  std::string host_name;
+  std::string vm_name;
+  template <class F>
+  void fields(F& f) {
+    f(status); f(tid); f(parent); f(job); f(rank); f(job_size); f(host); f(host_name); f(vm_name);
+  }
+};
+
+struct Bye {
+  static constexpr MsgType kType = MsgType::kBye;
+  std::int32_t exit_code = 0;
+  template <class F>
+  void fields(F& f) { f(exit_code); }
+};
+
+struct Ack {
+  static constexpr MsgType kType = MsgType::kAck;
+  std::uint32_t req = 0;
+  WireStatus status;
+  template <class F>
+  void fields(F& f) { f(req); f(status); }
+};
+
+// ---- name service ----------------------------------------------------------
+
+struct AddressEntry {
+  std::string transport;       // "tcp", "shm", ...
+  std::string address;         // opaque bytes the transport understands
+  template <class F>
+  void fields(F& f) { f(transport); f(address); }
+};
+
+struct Publish {               // reply: Ack
+  static constexpr MsgType kType = MsgType::kPublish;
+  std::uint32_t req = 0;
+  std::vector<AddressEntry> addresses;
+  template <class F>
+  void fields(F& f) { f(req); f(addresses); }
+};
+
+struct Resolve {               // reply: ResolveReply; also watches `tid` (NotifyKind::kPeerExit)
+  static constexpr MsgType kType = MsgType::kResolve;
+  std::uint32_t req = 0;
+  Tid tid = 0;
+  template <class F>
+  void fields(F& f) { f(req); f(tid); }
+};
+
+struct ResolveReply {
+  static constexpr MsgType kType = MsgType::kResolveReply;
+  std::uint32_t req = 0;
+  WireStatus status;           // kNoSuchTask: never existed or already exited (message says which)
+  std::uint32_t host = 0;
+  std::vector<AddressEntry> addresses;
+  template <class F>
+  void fields(F& f) { f(req); f(status); f(host); f(addresses); }
+};
+
+// ---- tasks -----------------------------------------------------------------
+
+inline constexpr std::int32_t kNoTag = INT32_MIN;
+
+enum SpawnFlags : std::uint32_t {
+  kSpawnForwardOutput = 1u << 0,  // send the tasks' stdout/stderr lines to the spawner as Output
+};
+
+struct Spawn {                 // reply: SpawnReply
+  static constexpr MsgType kType = MsgType::kSpawn;
+  std::uint32_t req = 0;
+  std::string program;         // a path, or a name looked up in PATH
+  std::vector<std::string> args;   // argv[1..]
+  std::vector<std::string> env;    // extra NAME=VALUE entries
+  std::string cwd;             // empty: the daemon's working directory
+  std::int32_t count = 1;
+  std::uint32_t flags = kSpawnForwardOutput;
+  std::string host;            // empty: any host; else a host name
+  std::int32_t exit_tag = kNoTag;  // if set: a kTaskExit NotifyEvent per task, registered atomically
+  template <class F>
+  void fields(F& f) {
+    f(req); f(program); f(args); f(env); f(cwd); f(count); f(flags); f(host); f(exit_tag);
+  }
+};
+
+struct SpawnOutcome {
+  Tid tid = 0;                 // 0 when this instance failed
+  WireStatus status;           // why it failed, naming program and reason
+  template <class F>
+  void fields(F& f) { f(tid); f(status); }
+};
+
+struct SpawnReply {
+  static constexpr MsgType kType = MsgType::kSpawnReply;
+  std::uint32_t req = 0;
+  WireStatus status;           // failure of the whole request (bad arguments)
+  std::uint32_t job = 0;
+  std::vector<SpawnOutcome> tasks;  // one per requested instance, in rank order
+  template <class F>
+  void fields(F& f) { f(req); f(status); f(job); f(tasks); }
+};
+
+enum class Stream : std::uint8_t { kStdout = 1, kStderr = 2 };
+
+struct Output {                // daemon -> spawner: one line (without '\n') of a task's output
+  static constexpr MsgType kType = MsgType::kOutput;
+  Tid tid = 0;
+  Stream stream = Stream::kStdout;
+  std::string data;
+  template <class F>
+  void fields(F& f) { f(tid); f(stream); f(data); }
+};
+
+// ---- notifications ---------------------------------------------------------
+
+enum class NotifyKind : std::uint8_t {
+  kTaskExit = 1,               // subject = the task's tid
+  kHostDelete = 2,             // subject = host index
+  kHostAdd = 3,                // subject = host index
+  kPeerExit = 4,               // internal: a tid this task resolved has exited (lib marks it dead)
+  kVmHalt = 5,                 // the VM is halting; the task should leave
+};
+
+struct Notify {                // reply: Ack. Tids already gone are notified at once.
+  static constexpr MsgType kType = MsgType::kNotify;
+  std::uint32_t req = 0;
+  NotifyKind kind = NotifyKind::kTaskExit;
+  std::int32_t tag = 0;
+  std::vector<Tid> tids;       // kTaskExit: the tasks to watch
+  template <class F>
+  void fields(F& f) { f(req); f(kind); f(tag); f(tids); }
+};
+
+struct NotifyEvent {
+  static constexpr MsgType kType = MsgType::kNotifyEvent;
+  NotifyKind kind = NotifyKind::kTaskExit;
+  std::int32_t tag = 0;
+  std::int32_t subject = 0;    // tid, or host index
+  std::int32_t exit_code = 0;  // kTaskExit: exit status if it exited normally, else -1
+  std::int32_t signal = 0;     // kTaskExit: the signal that killed it, else 0
+  template <class F>
+  void fields(F& f) { f(kind); f(tag); f(subject); f(exit_code); f(signal); }
+};
+
+// ---- control ---------------------------------------------------------------
+
+struct Kill {                  // reply: Ack
+  static constexpr MsgType kType = MsgType::kKill;
+  std::uint32_t req = 0;
+  Tid tid = 0;
+  std::int32_t signal = 15;
+  template <class F>
+  void fields(F& f) { f(req); f(tid); f(signal); }
+};
+
+struct Halt {                  // reply: Ack, then the daemon kills every task and exits
+  static constexpr MsgType kType = MsgType::kHalt;
+  std::uint32_t req = 0;
+  template <class F>
+  void fields(F& f) { f(req); }
+};
+
+enum class TaskState : std::uint8_t { kStarting = 1, kRunning = 2, kExited = 3 };
+
+struct TaskInfo {
+  Tid tid = 0;
+  Tid parent = 0;
+  std::uint32_t job = 0;
+  std::int32_t rank = 0;
+  std::int32_t pid = 0;
+  std::uint32_t host = 0;
+  std::string program;
+  TaskState state = TaskState::kRunning;
+  std::int32_t exit_code = 0;
+  std::int32_t signal = 0;
+  template <class F>
+  void fields(F& f) {
+    f(tid); f(parent); f(job); f(rank); f(pid); f(host); f(program); f(state); f(exit_code);
+    f(signal);
+  }
+};
+
+struct ListTasks {
+  static constexpr MsgType kType = MsgType::kListTasks;
+  std::uint32_t req = 0;
+  template <class F>
+  void fields(F& f) { f(req); }
+};
+
+struct TaskList {
+  static constexpr MsgType kType = MsgType::kTaskList;
+  std::uint32_t req = 0;
+  std::vector<TaskInfo> tasks;  // live tasks, by tid
+  template <class F>
+  void fields(F& f) { f(req); f(tasks); }
+};
+
+struct HostInfo {
+  std::uint32_t index = 0;
+  std::string name;
+  std::string address;         // where its daemon listens ("unix:PATH" on one host)
+  std::string arch;            // e.g. "x86_64-le"
+  std::uint32_t ncpus = 0;
+  std::uint32_t ntasks = 0;
+  std::int32_t daemon_pid = 0;
+  template <class F>
+  void fields(F& f) { f(index); f(name); f(address); f(arch); f(ncpus); f(ntasks); f(daemon_pid); }
+};
+
+struct ListHosts {
+  static constexpr MsgType kType = MsgType::kListHosts;
+  std::uint32_t req = 0;
+  template <class F>
+  void fields(F& f) { f(req); }
+};
+
+struct HostList {
+  static constexpr MsgType kType = MsgType::kHostList;
+  std::uint32_t req = 0;
+  std::vector<HostInfo> hosts;
+  template <class F>
+  void fields(F& f) { f(req); f(hosts); }
+};
+
+struct JobTids {               // the tids of a job in rank order (reply: JobTidsReply)
+  static constexpr MsgType kType = MsgType::kJobTids;
+  std::uint32_t req = 0;
+  std::uint32_t job = 0;
+  template <class F>
+  void fields(F& f) { f(req); f(job); }
+};
+
+struct JobTidsReply {
+  static constexpr MsgType kType = MsgType::kJobTidsReply;
+  std::uint32_t req = 0;
+  WireStatus status;
+  std::vector<Tid> tids;
+  template <class F>
+  void fields(F& f) { f(req); f(status); f(tids); }
+};
+
+}  // namespace cohort::proto

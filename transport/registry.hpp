@@ -1,0 +1,23 @@
+// transport/registry.hpp — the transports this build contains, in order of preference.
+//
+// The list is explicit (registry.cpp, from the enabled transports), not built by
+// self-registering statics, which the linker drops from static libraries.
+// COHORT_TRANSPORTS=tcp,shm restricts it, like UCX_TLS.
+#pragma once
+
+#include <span>
+#include <string_view>
+
+#include "transport/transport.hpp"
+
+namespace cohort::transport {
+
+/// Every transport built in, most preferred first ("loop" is for tests and not listed).
+std::span<Transport* const> all();
+/// The transport called `name`, or nullptr.
+Transport* find(std::string_view name);
+/// The transports allowed by COHORT_TRANSPORTS (all() when unset), or
+/// kInvalidArgument naming an unknown entry.
+Result<std::vector<Transport*>> enabled();
+
+}  // namespace cohort::transport
