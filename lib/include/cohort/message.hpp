@@ -15,6 +15,11 @@
 //   auto n = r.unpack<std::int32_t>();
 //   double x; std::string s; r >> x >> s;
 //   std::vector<double> w = r.unpack_vector<double>();
+//   auto t = r.unpack<std::string>();            // also std::vector<T>, std::vector<std::string>
+//
+// Packable scalars: the fixed-width integers, char (as int8), long long and
+// unsigned long long (as 64-bit), float, double, bool. Also strings, byte blobs,
+// arrays of every scalar type and arrays of strings.
 #pragma once
 
 #include <cohort/error.hpp>
@@ -47,6 +52,19 @@ concept Packable = std::is_same_v<T, std::int8_t> || std::is_same_v<T, std::uint
                    std::is_same_v<T, bool> || std::is_same_v<T, char> ||
                    std::is_same_v<T, long long> || std::is_same_v<T, unsigned long long>;
 
+namespace detail {
+template <class T>
+struct IsPackableVector : std::false_type {};
+template <Packable T>
+struct IsPackableVector<std::vector<T>> : std::true_type {};
+/// Non-scalar types that `unpack<T>()` also returns.
+template <class T>
+concept UnpackableObject = std::is_same_v<T, std::string> ||
+                           std::is_same_v<T, std::vector<std::byte>> ||
+                           std::is_same_v<T, std::vector<std::string>> ||
+                           IsPackableVector<T>::value;
+}  // namespace detail
+
 /// Who sent a received message, with which tag, and how many payload bytes.
 struct MessageInfo {
   Tid source = kNoTid;
@@ -64,12 +82,23 @@ class Message {
   template <Packable T>
   Message& pack(std::span<const T> values);
   template <Packable T>
+  Message& pack(std::span<T> values) { return pack(std::span<const T>(values)); }
+  template <Packable T>
   Message& pack(const std::vector<T>& values) { return pack(std::span<const T>(values)); }
   Message& pack(std::string_view s);
   Message& pack(const std::string& s) { return pack(std::string_view(s)); }
   Message& pack(const char* s) { return pack(std::string_view(s)); }
+  /// std::vector<bool> has no contiguous storage; packed as a bool array.
+  Message& pack(const std::vector<bool>& values);
+  /// An array of strings.
+  Message& pack(std::span<const std::string> values);
+  Message& pack(const std::vector<std::string>& values) {
+    return pack(std::span<const std::string>(values));
+  }
   /// Opaque bytes (typed as such; use Session::send(dest, tag, bytes) for raw messages).
   Message& pack_bytes(std::span<const std::byte> bytes);
+  Message& pack(std::span<const std::byte> bytes) { return pack_bytes(bytes); }
+  Message& pack(const std::vector<std::byte>& bytes) { return pack_bytes(bytes); }
 
   template <class T>
   Message& operator<<(const T& v) { return pack(v); }
@@ -82,14 +111,20 @@ class Message {
   void unpack(std::span<T> out);
   template <Packable T>
   std::vector<T> unpack_vector();
+  /// unpack<std::string>(), unpack<std::vector<double>>(), unpack<std::vector<std::byte>>(), ...
+  template <detail::UnpackableObject T>
+  T unpack();
   std::string unpack_string();
   std::vector<std::byte> unpack_bytes();
+  std::vector<std::string> unpack_strings();
 
   template <Packable T>
   Message& operator>>(T& v) { v = unpack<T>(); return *this; }
   Message& operator>>(std::string& s) { s = unpack_string(); return *this; }
   template <Packable T>
   Message& operator>>(std::vector<T>& v) { v = unpack_vector<T>(); return *this; }
+  Message& operator>>(std::vector<std::string>& v) { v = unpack_strings(); return *this; }
+  Message& operator>>(std::vector<std::byte>& v) { v = unpack_bytes(); return *this; }
 
   /// True when every packed item has been unpacked.
   bool at_end() const noexcept { return pos_ >= data_.size(); }
@@ -119,9 +154,12 @@ class Message {
  private:
   void put_type(PackType t, bool array);
   void put_raw(const void* p, std::size_t n);
+  void put_count(std::size_t n);              // throws kInvalidArgument past 2^32-1
   void expect(PackType t, bool array);        // throws kTypeMismatch / kTruncated
   std::uint32_t get_count();
   void get_raw(void* p, std::size_t n);
+  void need(std::size_t n) const;             // throws kTruncated when fewer bytes remain
+  [[noreturn]] void count_mismatch(std::size_t found, std::size_t expected) const;
   template <Packable T>
   static constexpr PackType type_of();
   template <class T>

@@ -1,0 +1,215 @@
+// lib/src/progress.hpp — the progress engine: everything a Session does between
+// the user's call and the wire.
+//
+// The Engine owns the local transport endpoints, the link to the daemon, the
+// peer table and the matcher. There is no progress thread: the network and the
+// daemon socket are read only inside Engine calls, on the caller's thread.
+//  * poll_once() polls every endpoint (and, every few calls or when a daemon
+//    answer is awaited, the daemon socket) and handles what came: frames go to
+//    the matcher (straight into a posted receive's buffer when one matches),
+//    completions to their operations, accepted and lost connections to Peers,
+//    Output lines to the spawner's callback (or stdout/stderr as "[t<tid>] line"),
+//    notifications into the matcher as ordinary messages.
+//  * wait(done) calls poll_once() until done() holds, spinning for COHORT_SPIN_US
+//    (default 200 µs: waking a sleeping process costs ~25 µs on a VM) with a
+//    sched_yield() between polls (so that a peer waiting for this CPU gets it
+//    when tasks outnumber cores), then sleeping in epoll on the endpoints' wait
+//    fds and the daemon socket, then spinning again.
+//
+// Operations (SendOp, RecvOp) belong to the caller and must stay put until done;
+// their address is the transport OpId. A pending send borrows the op's header and
+// iovec and the caller's payload until kSendDone.
+#pragma once
+
+#include <cohort/cohort.hpp>
+
+#include <sys/uio.h>
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "base/fd.hpp"
+#include "base/status.hpp"
+#include "lib/src/daemon_link.hpp"
+#include "lib/src/matcher.hpp"
+#include "lib/src/peers.hpp"
+#include "lib/src/wire_header.hpp"
+#include "transport/transport.hpp"
+
+namespace cohort::lib {
+
+using Clock = std::chrono::steady_clock;
+
+/// A send in flight; stays put (stack or Request) until done.
+struct SendOp {
+  WireBytes header{};
+  iovec iov{};
+  bool done = false;
+  Status status;
+};
+
+using OutputFn = std::function<void(Tid, OutputStream, std::string_view)>;
+
+class Engine final : public EventSink {
+ public:
+  struct Options {
+    std::chrono::microseconds spin{200};
+    std::size_t eager_limit = 0;  // 0: the transport's default
+    bool yield = true;            // sched_yield() between polls while spinning
+  };
+  Engine(std::unique_ptr<DaemonLink> link, Tid self, std::uint32_t host, Options options);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  Tid self() const noexcept { return self_; }
+  DaemonLink& link() noexcept { return *link_; }
+
+  /// Open one endpoint per enabled transport and publish the addresses (once).
+  Status open_endpoints();
+  /// Finish pending sends (bounded), close the endpoints and leave the daemon.
+  void close() noexcept;
+
+  /// kVmHalted after the VM said it is halting, kDaemonLost when the daemon is
+  /// gone; OK otherwise. Session calls check this first.
+  Status usable() const;
+
+  // ---- progress ----
+  bool poll_once(bool daemon_too = false);
+  /// Make progress until done() is true. kTimeout at `deadline`; unless
+  /// `interruptible` is false, the error of usable() when the VM goes away.
+  template <class Done>
+  Status wait(Done done, std::optional<Clock::time_point> deadline = std::nullopt,
+              bool interruptible = true);
+
+  // ---- sending ----
+  /// Start sending `payload` to `dest`; op.done when it left at once, else kSendDone
+  /// finishes it. Resolves and connects the peer first if needed (that may wait).
+  Status start_send(SendOp& op, Tid dest, int tag, std::uint32_t context, std::uint8_t flags,
+                    std::span<const std::byte> payload);
+  /// start_send, then wait for the op.
+  Status send(Tid dest, int tag, std::uint32_t context, std::uint8_t flags,
+              std::span<const std::byte> payload);
+  /// Wait (not interruptibly: the transport borrows the op) until `op` is done.
+  Status finish_send(SendOp& op);
+
+  // ---- receiving ----
+  /// Take the oldest matching unexpected message or post `op`.
+  void start_recv(RecvOp& op);
+  /// True (and `op` completed with an error) when op waits for a specific task
+  /// that is gone and nothing more can come from it.
+  bool recv_source_gone(RecvOp& op);
+  /// start_recv, then wait until done or `deadline` (then kTimeout, op abandoned).
+  Status recv(RecvOp& op, std::optional<Clock::time_point> deadline = std::nullopt);
+  /// Withdraw a receive that is not done: unpost it, or wait for a payload in flight.
+  void abandon_recv(RecvOp& op) noexcept;
+  /// The oldest matching message that has arrived (after one poll), or nullptr.
+  const UnexpectedMsg* probe(Tid source, int tag, std::uint32_t context);
+
+  // ---- daemon requests ----
+  /// Send `req` (its req field is set here) and wait for the reply of type Reply.
+  template <class Reply, class Req>
+  Result<Reply> call(Req& req);
+
+  // ---- peers ----
+  /// The peer to send to, resolved and connected (may wait for the daemon).
+  Result<Peer*> peer_for_send(Tid dest);
+  std::string transport_to(Tid dest);
+
+  // ---- spawned tasks' output ----
+  /// Lines of `tid` go to *fn (nullptr: this process's stdout/stderr).
+  void set_output_sink(Tid tid, std::shared_ptr<OutputFn> fn);
+  /// While a spawn is in flight, lines from tasks not yet known are held back.
+  void begin_spawn() noexcept { ++spawns_in_flight_; }
+  void end_spawn();
+
+ private:
+  void handle(std::uint8_t ep, transport::Event& ev);
+  void on_frame(std::uint8_t ep, transport::Event& ev, bool announced);
+  void on_recv_done(RecvOp& op, const Status& st);
+  void on_unexpected_done(UnexpectedMsg& m, const Status& st);
+  /// A whole payload that is here (eager frame, self-send, notification).
+  void deliver(const Envelope& e, std::span<const std::byte> payload);
+  bool poll_daemon();
+  /// Sleep until an fd is ready or the deadline (at most a second); then poll.
+  /// True when something woke us.
+  bool block(std::optional<Clock::time_point> deadline);
+  /// sched_yield(); false when another task ran meanwhile (the CPU is contended).
+  static bool relax(Clock::time_point now) noexcept;
+  void watch(Tid source);
+  void write_default_output(const proto::Output& out);
+  void on_output(proto::Output& out) override;
+  void on_notify(const proto::NotifyEvent& ev) override;
+
+  std::unique_ptr<DaemonLink> link_;
+  Tid self_;
+  std::uint32_t host_;
+  Options options_;
+  std::vector<LocalEndpoint> eps_;
+  Peers peers_;
+  Matcher matcher_;
+  UniqueFd epoll_;
+  bool opened_ = false;
+  bool can_sleep_ = true;  // every endpoint has a wait fd
+  bool halted_ = false;
+  bool closed_ = false;
+  std::uint64_t polls_ = 0;
+  std::size_t pending_sends_ = 0;
+  int calls_ = 0;  // daemon answers a caller is waiting for
+  std::array<transport::Event, 32> events_;
+  // Output routing.
+  std::unordered_map<Tid, std::shared_ptr<OutputFn>> sinks_;
+  int spawns_in_flight_ = 0;
+  std::vector<proto::Output> held_;
+};
+
+// ---- templates ---------------------------------------------------------------------
+
+template <class Done>
+Status Engine::wait(Done done, std::optional<Clock::time_point> deadline, bool interruptible) {
+  if (done()) return Status();
+  auto spin_end = Clock::now() + options_.spin;
+  for (;;) {
+    const bool busy = poll_once();
+    if (done()) return Status();
+    if (interruptible) COHORT_RETURN_IF_ERROR(usable());
+    const auto now = Clock::now();
+    if (deadline && now >= *deadline) return Status(Errc::kTimeout, "timed out");
+    if (busy) continue;
+    if (now < spin_end) {
+      // A yield that gave the CPU away means tasks outnumber cores here: then
+      // sleeping is cheaper than spinning (a woken task runs at once, a
+      // spinning one waits for its turn), so stop spinning.
+      if (options_.yield && !relax(now)) spin_end = now;
+      continue;
+    }
+    const bool woke = block(deadline);
+    if (done()) return Status();
+    if (woke) spin_end = Clock::now() + options_.spin;  // after a mere timeout, sleep again
+  }
+}
+
+template <class Reply, class Req>
+Result<Reply> Engine::call(Req& req) {
+  if (link_->lost()) return link_->lost_status();
+  req.req = link_->next_req();
+  const std::uint32_t id = req.req;
+  COHORT_RETURN_IF_ERROR(link_->send(req));
+  ++calls_;
+  Status st = wait([&] { return link_->has_reply(id) || link_->lost(); }, std::nullopt, false);
+  --calls_;
+  COHORT_RETURN_IF_ERROR(st);
+  auto reply = link_->take_reply(id);
+  if (!reply) return link_->lost_status();
+  return decode_reply<Reply>(*reply);
+}
+
+}  // namespace cohort::lib

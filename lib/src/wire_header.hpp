@@ -1,0 +1,91 @@
+// lib/src/wire_header.hpp — the data-plane message header at the front of each
+// transport frame (Frame::header); the payload follows as the frame's payload.
+//
+// 32 bytes, every field little-endian whatever the host (the header is read
+// before anyone knows the sender's order); the payload itself is in the order
+// that kFlagBigEndian states:
+//
+//   off size field
+//     0    1 version       kWireVersion; a frame of another version is dropped
+//     1    1 flags         kFlagRaw (raw bytes, else packed items), kFlagBigEndian
+//     2    2 reserved      0
+//     4    4 source tid
+//     8    4 dest tid
+//    12    4 tag           signed
+//    16    4 context       0 = user point-to-point; collectives use others
+//    20    4 reserved      0 (a sequence number, later)
+//    24    8 payload size  bytes, equal to the frame's payload size
+//
+// encode() writes into a caller's buffer (on the stack in the send path);
+// decode() never trusts its input: short or unknown-version headers are errors.
+#pragma once
+
+#include <cohort/tid.hpp>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "base/endian.hpp"
+#include "base/status.hpp"
+
+namespace cohort::lib {
+
+inline constexpr std::uint8_t kWireVersion = 1;
+inline constexpr std::size_t kWireHeaderSize = 32;
+
+inline constexpr std::uint8_t kFlagRaw = 1u << 0;        ///< raw bytes; else packed items
+inline constexpr std::uint8_t kFlagBigEndian = 1u << 1;  ///< payload in big-endian order
+/// The flags a message packed on this host carries.
+inline constexpr std::uint8_t kNativeOrderFlag = kLittleEndian ? 0 : kFlagBigEndian;
+
+struct WireHeader {
+  std::uint8_t flags = 0;
+  Tid source = kNoTid;
+  Tid dest = kNoTid;
+  std::int32_t tag = 0;
+  std::uint32_t context = 0;
+  std::uint64_t size = 0;
+
+  bool raw() const noexcept { return (flags & kFlagRaw) != 0; }
+  /// True when the payload's byte order differs from this host's.
+  bool foreign_order() const noexcept { return (flags & kFlagBigEndian) != kNativeOrderFlag; }
+};
+
+using WireBytes = std::array<std::byte, kWireHeaderSize>;
+
+inline void encode(const WireHeader& h, WireBytes& out) noexcept {
+  std::byte* p = out.data();
+  p[0] = std::byte{kWireVersion};
+  p[1] = std::byte{h.flags};
+  store_le<std::uint16_t>(p + 2, 0);
+  store_le<std::uint32_t>(p + 4, static_cast<std::uint32_t>(h.source));
+  store_le<std::uint32_t>(p + 8, static_cast<std::uint32_t>(h.dest));
+  store_le<std::uint32_t>(p + 12, static_cast<std::uint32_t>(h.tag));
+  store_le<std::uint32_t>(p + 16, h.context);
+  store_le<std::uint32_t>(p + 20, 0);
+  store_le<std::uint64_t>(p + 24, h.size);
+}
+
+/// kProtocolError when `in` is not a header this version understands.
+inline Status decode(std::span<const std::byte> in, WireHeader& h) {
+  if (in.size() != kWireHeaderSize)
+    return Status(Errc::kProtocolError, "message header of " + std::to_string(in.size()) +
+                                            " bytes, expected " + std::to_string(kWireHeaderSize));
+  const std::byte* p = in.data();
+  if (static_cast<std::uint8_t>(p[0]) != kWireVersion)
+    return Status(Errc::kProtocolError, "message header version " +
+                                            std::to_string(static_cast<int>(p[0])) + ", expected " +
+                                            std::to_string(kWireVersion) +
+                                            "; are both tasks built from the same cohort release?");
+  h.flags = static_cast<std::uint8_t>(p[1]);
+  h.source = static_cast<Tid>(load_le<std::uint32_t>(p + 4));
+  h.dest = static_cast<Tid>(load_le<std::uint32_t>(p + 8));
+  h.tag = static_cast<std::int32_t>(load_le<std::uint32_t>(p + 12));
+  h.context = load_le<std::uint32_t>(p + 16);
+  h.size = load_le<std::uint64_t>(p + 24);
+  return Status();
+}
+
+}  // namespace cohort::lib
