@@ -1,0 +1,18 @@
+# cohort_check_headers(TARGET name HEADERS h1 h2 ... DEPS targets...)
+# Builds one tiny translation unit per header that includes only that header,
+# so a header that does not compile on its own fails the build.
+include_guard(GLOBAL)
+function(cohort_check_headers)
+  cmake_parse_arguments(A "" "TARGET" "HEADERS;DEPS" ${ARGN})
+  set(srcs)
+  foreach(h ${A_HEADERS})
+    string(MAKE_C_IDENTIFIER "${h}" id)
+    set(src ${CMAKE_CURRENT_BINARY_DIR}/header_check/${id}.cpp)
+    file(GENERATE OUTPUT ${src} CONTENT "#include \"${h}\"\n#include \"${h}\"\n")
+    list(APPEND srcs ${src})
+  endforeach()
+  add_library(${A_TARGET} OBJECT ${srcs})
+  target_include_directories(${A_TARGET} PRIVATE ${PROJECT_SOURCE_DIR})
+  target_link_libraries(${A_TARGET} PRIVATE ${A_DEPS})
+  target_compile_features(${A_TARGET} PRIVATE cxx_std_20)
+endfunction()
