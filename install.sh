@@ -34,6 +34,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   openmpi-bin libopenmpi-dev gfortran
   libssl-dev ca-certificates
+  iproute2 nftables util-linux   # the emulated multi-host tests (network namespaces)
 )
 
 install_packages() {
