@@ -118,6 +118,15 @@ class Endpoint {
 
   /// An fd that becomes readable when poll() may have something to report.
   virtual Result<int> wait_fd() { return Status(Errc::kUnsupported, "no wait fd"); }
+
+  /// Call right before blocking on wait_fd(); false means poll() has work now:
+  /// poll instead of blocking. Transports whose senders wake only a receiver
+  /// that announced it may sleep (shm) arm that wake-up here, so that a caller
+  /// spinning on poll() is never woken through the kernel. A caller that has
+  /// called it once must call it before every block; one that never does still
+  /// gets a wait_fd() that is readable whenever poll() has work, at the cost of
+  /// a wake-up per frame on such transports.
+  virtual bool prepare_wait() { return true; }
 };
 
 class Transport {
