@@ -30,6 +30,7 @@ bool is_reply(proto::MsgType t) {
     case proto::MsgType::kTaskList:
     case proto::MsgType::kHostList:
     case proto::MsgType::kJobTidsReply:
+    case proto::MsgType::kTransportList:
       return true;
     default:
       return false;

@@ -87,6 +87,7 @@ void Peers::collect_resolves(DaemonLink& link, std::uint64_t poll_count) {
       continue;
     }
     p.resolved = true;
+    p.host = rr->host;
     p.addresses = std::move(rr->addresses);
     COHORT_LOG_DEBUG(kLog) << tid_name(p.tid) << " resolved: " << p.addresses.size()
                            << " address(es) on host " << rr->host;
@@ -100,31 +101,40 @@ void Peers::fail_resolves() {
 }
 
 Status Peers::connect(Peer& p) {
-  for (std::size_t i = 0; i < eps_.size(); ++i) {
-    LocalEndpoint& le = eps_[i];
-    for (const auto& a : p.addresses) {
-      if (a.transport != le.transport->name()) continue;
-      if (!le.transport->reaches(le.address, a.address)) continue;
-      auto id = le.endpoint->connect(a.address);
-      if (!id.is_ok()) {
-        COHORT_LOG_WARN(kLog) << "connect to " << tid_name(p.tid) << " over " << a.transport << ": "
-                              << id.status().to_string();
-        continue;
-      }
-      p.ep = static_cast<std::uint8_t>(i);
-      p.out = *id;
-      by_conn_[key(p.ep, p.out)] = p.tid;
-      ++p.live;
-      COHORT_LOG_DEBUG(kLog) << "sending to " << tid_name(p.tid) << " over " << a.transport;
-      return Status();
+  // A transport whose connect() fails at once is passed over with that
+  // reason; the rule then picks the next one (a failure later is kPeerDown).
+  std::vector<std::string> failed;
+  for (;;) {
+    auto choice = choose_transport(eps_, p.addresses, policy_, {p.tid, p.host, host_}, failed);
+    if (!choice.is_ok()) return choice.take_status();
+    LocalEndpoint& le = eps_[choice->index];
+    const proto::AddressEntry* a = address_for(p.addresses, le.transport->name());
+    auto id = le.endpoint->connect(a->address);
+    if (!id.is_ok()) {
+      COHORT_LOG_WARN(kLog) << "connect to " << tid_name(p.tid) << " over " << a->transport << ": "
+                            << id.status().to_string();
+      failed.resize(eps_.size());
+      failed[choice->index] = "connect failed: " + id.status().message();
+      continue;
     }
+    p.ep = static_cast<std::uint8_t>(choice->index);
+    p.out = *id;
+    p.reason = std::move(choice->reason);
+    by_conn_[key(p.ep, p.out)] = p.tid;
+    ++p.live;
+    COHORT_LOG_DEBUG(kLog) << "sending to " << tid_name(p.tid) << " over " << a->transport << " ("
+                           << p.reason << ")";
+    report(p);
+    return Status();
   }
-  std::string theirs, ours;
-  for (const auto& a : p.addresses) theirs += (theirs.empty() ? "" : ",") + a.transport;
-  for (const auto& le : eps_) ours += (ours.empty() ? "" : ",") + std::string(le.transport->name());
-  return Status(Errc::kUnsupported, "no transport reaches task " + tid_name(p.tid) +
-                                        ": it offers [" + theirs + "], this task has [" + ours +
-                                        "]; check COHORT_TRANSPORTS on both sides");
+}
+
+void Peers::report(const Peer& p) {
+  proto::TransportChoice c;
+  c.peer = p.tid;
+  c.transport = std::string(transport_name(p));
+  c.reason = p.reason;
+  reports_.push_back(std::move(c));
 }
 
 void Peers::on_accepted(std::uint8_t ep, transport::PeerId id, Tid t) {
@@ -133,9 +143,13 @@ void Peers::on_accepted(std::uint8_t ep, transport::PeerId id, Tid t) {
   ++p.live;
   p.seen = true;
   // Answer over the same connection: no second connection, no Resolve needed.
+  // Only shm's reach says where the peer is; for the others, the peer chose.
   if (p.out == transport::kNoPeer && !p.dead()) {
     p.ep = ep;
     p.out = id;
+    p.reason = eps_[ep].transport->name() == "shm" ? "same host (it connected to us)"
+                                                   : "it connected to us";
+    report(p);
   }
   COHORT_LOG_DEBUG(kLog) << tid_name(t) << " connected to us";
 }

@@ -6,11 +6,14 @@
 //  * On the first send to a tid, resolve() asks the daemon (Resolve; the daemon
 //    may hold the answer until the peer has published, and it watches the tid
 //    for us, sending NotifyEvent kPeerExit when it exits). connect() then picks
-//    the first local endpoint, in COHORT_TRANSPORTS order, whose transport
-//    reaches one of the peer's addresses.
-//  * A peer that connects to us says its tid in the connection's hello bytes
-//    (hello_bytes()); we map the PeerId to it and, so that no second connection
-//    is needed, send to that tid over the accepted connection too.
+//    the transport by the rule of selection.hpp and connects over it.
+//  * A peer that connects to us — over any of our endpoints — says its tid in
+//    the connection's hello bytes (hello_bytes()); we map (endpoint, PeerId) to
+//    it and, so that no second connection is needed, send to that tid over the
+//    accepted connection too. Each sender uses one connection to a receiver,
+//    so the order of one sender's messages holds whichever endpoint they use.
+// Each choice (chosen or accepted) is queued once, with its reason, for the
+// daemon (take_reports(); `cohort ps --transports` shows them).
 // A peer is dead after kPeerExit or kTaskExit from the daemon, a kPeerDown
 // from the transport, or a Resolve that says it does not exist. Sends to it fail
 // at once (error()). A blocking receive from it fails only once every
@@ -28,19 +31,13 @@
 #include <vector>
 
 #include "base/status.hpp"
+#include "lib/src/selection.hpp"
 #include "proto/messages.hpp"
 #include "transport/transport.hpp"
 
 namespace cohort::lib {
 
 class DaemonLink;
-
-/// One open endpoint of one transport.
-struct LocalEndpoint {
-  transport::Transport* transport = nullptr;
-  std::unique_ptr<transport::Endpoint> endpoint;
-  transport::Address address;
-};
 
 struct Peer {
   enum class State : std::uint8_t { kAlive, kDead };
@@ -51,11 +48,14 @@ struct Peer {
   std::uint32_t resolve_req = 0;               // non-zero while a Resolve is outstanding
   bool resolved = false;                       // `addresses` came from the daemon
   bool seen = false;                           // it connected to us: it did exist
+  bool swept = false;                          // endpoints were swept after it died
   std::uint16_t live = 0;                      // connections with it that are up
   std::uint64_t dead_poll = 0;                 // the engine's poll count when it died
   std::chrono::steady_clock::time_point dead_since{};
+  std::uint32_t host = 0;                      // its host index, once resolved
   std::vector<proto::AddressEntry> addresses;
-  Status error;  // why it is dead
+  std::string reason;  // why `ep` carries our messages to it (selection.hpp)
+  Status error;        // why it is dead
 
   bool dead() const noexcept { return state == State::kDead; }
   bool ready() const noexcept { return out != transport::kNoPeer && !dead(); }
@@ -63,7 +63,8 @@ struct Peer {
 
 class Peers {
  public:
-  Peers(std::vector<LocalEndpoint>& eps, Tid self) : eps_(eps), self_(self) {}
+  Peers(std::vector<LocalEndpoint>& eps, Tid self, std::uint32_t host, SelectionPolicy policy)
+      : eps_(eps), self_(self), host_(host), policy_(std::move(policy)) {}
   Peers(const Peers&) = delete;
   Peers& operator=(const Peers&) = delete;
 
@@ -87,7 +88,8 @@ class Peers {
   void collect_resolves(DaemonLink& link, std::uint64_t poll_count);
   /// Fail every outstanding Resolve (the daemon is gone).
   void fail_resolves();
-  /// Choose the transport for a resolved peer and connect.
+  /// Choose the transport for a resolved peer (selection.hpp) and connect;
+  /// kUnsupported at once when none reaches it.
   Status connect(Peer& p);
 
   void on_accepted(std::uint8_t ep, transport::PeerId id, Tid t);
@@ -104,13 +106,22 @@ class Peers {
   /// The transport carrying messages to `p` ("tcp"), empty if none yet.
   std::string_view transport_name(const Peer& p) const;
 
+  /// Choices not yet told to the daemon (one per peer, in the order made).
+  bool has_reports() const noexcept { return !reports_.empty(); }
+  std::vector<proto::TransportChoice> take_reports() { return std::move(reports_); }
+
  private:
   static std::uint64_t key(std::uint8_t ep, transport::PeerId id) noexcept {
     return (std::uint64_t{ep} << 32) | id;
   }
 
+  void report(const Peer& p);
+
   std::vector<LocalEndpoint>& eps_;
   Tid self_;
+  std::uint32_t host_;
+  SelectionPolicy policy_;
+  std::vector<proto::TransportChoice> reports_;
   std::unordered_map<Tid, Peer> by_tid_;            // node-based: Peer* stay valid
   std::unordered_map<std::uint64_t, Tid> by_conn_;  // (endpoint, PeerId) -> tid
   Peer* last_ = nullptr;

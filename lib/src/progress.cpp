@@ -1,13 +1,12 @@
 #include "lib/src/progress.hpp"
 
-#include <sched.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 
+#include "base/env.hpp"
 #include "base/log.hpp"
 #include "lib/src/op_id.hpp"
 #include "transport/registry.hpp"
@@ -20,7 +19,11 @@ constexpr const char* kLog = "lib.progress";
 }  // namespace
 
 Engine::Engine(std::unique_ptr<DaemonLink> link, Tid self, std::uint32_t host, Options options)
-    : link_(std::move(link)), self_(self), host_(host), options_(options), peers_(eps_, self) {
+    : link_(std::move(link)),
+      self_(self),
+      host_(host),
+      options_(options),
+      peers_(eps_, self, host, SelectionPolicy::from_env()) {
   epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
   if (!epoll_) {
     COHORT_LOG_WARN(kLog) << "epoll_create1 failed; waits will poll";
@@ -49,6 +52,7 @@ Status Engine::open_endpoints() {
   eo.eager_limit = options_.eager_limit;
   std::string failures;
   for (transport::Transport* t : enabled) {
+    if (eps_.size() == kMaxEndpoints) break;
     auto ep = t->open(eo);
     if (!ep.is_ok()) {
       COHORT_LOG_WARN(kLog) << "cannot open transport " << t->name() << ": "
@@ -60,6 +64,7 @@ Status Engine::open_endpoints() {
     le.transport = t;
     le.endpoint = std::move(*ep);
     le.address = le.endpoint->address();
+    le.native_fabric = native_fabric(le);
     if (le.endpoint->caps().wait_fd) {
       auto fd = le.endpoint->wait_fd();
       epoll_event ev{};
@@ -73,8 +78,11 @@ Status Engine::open_endpoints() {
     eps_.push_back(std::move(le));
   }
   if (eps_.empty())
-    return Status(Errc::kUnsupported, "no transport could be opened (COHORT_TRANSPORTS allows " +
-                                          std::to_string(enabled.size()) + "):" + failures);
+    return Status(Errc::kUnsupported,
+                  "no transport could be opened (" + std::string(env::kTransports) + " allows " +
+                      std::to_string(enabled.size()) + "):" + failures +
+                      " fix the cause or name other transports in " + env::kTransports);
+  plan_polling();
   proto::Publish pub;
   for (const auto& le : eps_)
     pub.addresses.push_back({std::string(le.transport->name()), le.address});
@@ -95,6 +103,8 @@ void Engine::close() noexcept {
     }
   }
   closed_ = true;
+  nslots_ = 0;
+  cold_epoll_.reset();
   eps_.clear();
   link_->close(0);
 }
@@ -106,58 +116,7 @@ Status Engine::usable() const {
   return Status();
 }
 
-// ---- progress -------------------------------------------------------------------------
-
-bool Engine::poll_once(bool daemon_too) {
-  ++polls_;
-  bool any = false;
-  for (std::size_t i = 0; i < eps_.size(); ++i) {
-    transport::Endpoint& ep = *eps_[i].endpoint;
-    for (;;) {
-      std::size_t n = ep.poll(events_);
-      for (std::size_t k = 0; k < n; ++k) handle(static_cast<std::uint8_t>(i), events_[k]);
-      if (n) any = true;
-      if (n < events_.size()) break;
-    }
-  }
-  // The daemon is rarely urgent: read it every 16th poll unless a caller waits
-  // for its answer (a request, or a Resolve before a first send).
-  if (daemon_too || calls_ > 0 || (polls_ & 15) == 0) any |= poll_daemon();
-  return any;
-}
-
-bool Engine::poll_daemon() {
-  bool got = link_->poll(*this);
-  if (got && peers_.any_resolving()) peers_.collect_resolves(*link_, polls_);
-  if (link_->lost() && peers_.any_resolving()) peers_.fail_resolves();
-  return got;
-}
-
-bool Engine::relax(Clock::time_point now) noexcept {
-  ::sched_yield();
-  // A yield with nobody else to run returns in about a microsecond.
-  return Clock::now() - now < std::chrono::microseconds(20);
-}
-
-bool Engine::block(std::optional<Clock::time_point> deadline) {
-  // Every source of work has an fd here (the transport signals its internal
-  // work through its wait fd), so a long sleep misses nothing; the cap only
-  // bounds how late a peer's grace period is noticed.
-  int timeout_ms = can_sleep_ ? 1000 : 1;
-  if (deadline) {
-    auto left = std::chrono::ceil<std::chrono::milliseconds>(*deadline - Clock::now()).count();
-    timeout_ms = static_cast<int>(std::clamp<long long>(left, 0, timeout_ms));
-  }
-  int n = 0;
-  if (epoll_) {
-    epoll_event evs[8];
-    n = ::epoll_wait(epoll_.get(), evs, 8, timeout_ms);
-  } else if (timeout_ms > 0) {
-    ::usleep(200);
-  }
-  const bool any = poll_once(true);
-  return n != 0 || any || !can_sleep_;
-}
+// ---- events ---------------------------------------------------------------------------
 
 void Engine::handle(std::uint8_t ep, transport::Event& ev) {
   using K = transport::Event::Kind;
@@ -173,9 +132,11 @@ void Engine::handle(std::uint8_t ep, transport::Event& ev) {
       op->status = std::move(ev.status);
       op->done = true;
       if (pending_sends_ > 0) --pending_sends_;
+      if (slots_[ep].in_flight > 0) --slots_[ep].in_flight;
       return;
     }
     case K::kRecvDone:
+      if (slots_[ep].in_flight > 0) --slots_[ep].in_flight;
       if ((ev.op & kOpMask) == kOpRecv)
         on_recv_done(*op_ptr<RecvOp>(ev.op), ev.status);
       else
@@ -227,6 +188,8 @@ void Engine::on_frame(std::uint8_t ep, transport::Event& ev, bool announced) {
       finish_receive(*op, r.take_status());
     else if (*r == transport::Progress::kDone)
       finish_receive(*op, Status());
+    else
+      ++slots_[ep].in_flight;
     return;
   }
   UnexpectedMsg* m = matcher_.add_unexpected(e);
@@ -236,6 +199,8 @@ void Engine::on_frame(std::uint8_t ep, transport::Event& ev, bool announced) {
     on_unexpected_done(*m, r.take_status());
   else if (*r == transport::Progress::kDone)
     on_unexpected_done(*m, Status());
+  else
+    ++slots_[ep].in_flight;
 }
 
 void Engine::on_recv_done(RecvOp& op, const Status& st) {

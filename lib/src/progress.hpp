@@ -4,7 +4,7 @@
 // The Engine owns the local transport endpoints, the link to the daemon, the
 // peer table and the matcher. There is no progress thread: the network and the
 // daemon socket are read only inside Engine calls, on the caller's thread.
-//  * poll_once() polls every endpoint (and, every few calls or when a daemon
+//  * poll_once() polls the endpoints (and, every few calls or when a daemon
 //    answer is awaited, the daemon socket) and handles what came: frames go to
 //    the matcher (straight into a posted receive's buffer when one matches),
 //    completions to their operations, accepted and lost connections to Peers,
@@ -13,8 +13,20 @@
 //  * wait(done) calls poll_once() until done() holds, spinning for COHORT_SPIN_US
 //    (default 200 µs: waking a sleeping process costs ~25 µs on a VM) with a
 //    sched_yield() between polls (so that a peer waiting for this CPU gets it
-//    when tasks outnumber cores), then sleeping in epoll on the endpoints' wait
-//    fds and the daemon socket, then spinning again.
+//    when tasks outnumber cores), then — after every endpoint's prepare_wait()
+//    agreed — sleeping in epoll on the endpoints' wait fds and the daemon
+//    socket, then spinning again.
+//  * Which endpoints a poll_once() polls: endpoints whose idle poll() makes
+//    no system call (shm, ucx: measured once at open) are polled every time.
+//    When there are several endpoints, the others (tcp, ofi: an epoll_wait
+//    or a CQ read each) are polled every time only while they are hot — an
+//    event within the last kHotPolls polls, or an operation of ours in flight
+//    on them. Cold ones are checked together every kCheckEvery-th poll with
+//    one epoll_wait(…, 0) on their wait fds (a ready one becomes hot), swept
+//    every kSweepEvery-th poll whatever their fds say, and after every sleep.
+//    So idle tcp and ofi endpoints cost a shm ping-pong one system call per
+//    32 polls, and a tcp ping-pong polls tcp every time. A lone endpoint is
+//    always polled.
 //
 // Operations (SendOp, RecvOp) belong to the caller and must stay put until done;
 // their address is the transport OpId. A pending send borrows the op's header and
@@ -123,6 +135,8 @@ class Engine final : public EventSink {
   /// The peer to send to, resolved and connected (may wait for the daemon).
   Result<Peer*> peer_for_send(Tid dest);
   std::string transport_to(Tid dest);
+  /// The endpoints opened (after open_endpoints()), in preference order.
+  const std::vector<LocalEndpoint>& endpoints() const noexcept { return eps_; }
 
   // ---- spawned tasks' output ----
   /// Lines of `tid` go to *fn (nullptr: this process's stdout/stderr).
@@ -153,7 +167,32 @@ class Engine final : public EventSink {
   Tid self_;
   std::uint32_t host_;
   Options options_;
+  /// How often each endpoint is polled (see the header comment).
+  struct PollSlot {
+    transport::Endpoint* ep = nullptr;
+    bool every_poll = true;        // cheap to poll, or the only endpoint
+    std::uint32_t in_flight = 0;   // our sends and payload receives it has not finished
+    std::uint64_t last_event = 0;  // polls_ when it last reported something
+  };
+  static constexpr std::size_t kMaxEndpoints = 8;
+  static constexpr std::uint64_t kCheckEvery = 32;    // powers of two
+  static constexpr std::uint64_t kSweepEvery = 1024;
+  static constexpr std::uint64_t kHotPolls = 256;
+  /// One epoll_wait(…, 0) on the cold endpoints' wait fds; ready ones become hot.
+  void check_cold();
+  /// Fill slots_ from eps_: measure which endpoints poll without a system call.
+  void plan_polling();
+  bool poll_endpoint(std::uint8_t i);
+  /// Make every endpoint look at its sockets now (new connections included),
+  /// then poll them all: for rare paths that must not miss a late arrival.
+  void sweep_endpoints();
+  /// Send the transport choices Peers made to the daemon (one frame each, once).
+  void report_choices();
+
   std::vector<LocalEndpoint> eps_;
+  std::array<PollSlot, kMaxEndpoints> slots_{};
+  std::uint8_t nslots_ = 0;
+  UniqueFd cold_epoll_;  // wait fds of the endpoints not polled every time
   Peers peers_;
   Matcher matcher_;
   UniqueFd epoll_;

@@ -8,6 +8,7 @@
 
 #include "base/env.hpp"
 #include "base/log.hpp"
+#include "base/signals.hpp"
 #include "lib/src/session_impl.hpp"
 
 namespace cohort {
@@ -15,6 +16,7 @@ namespace {
 
 constexpr const char* kLog = "lib.session";
 constexpr std::uint32_t kUserContext = 0;
+constexpr const char* kBindToEnv = "COHORT_BIND_TO";
 
 std::string program_name() {
   std::string s;
@@ -52,7 +54,39 @@ MessageInfo info_of(const lib::RecvOp& op) {
   return {op.env.source, op.env.tag, op.env.size};
 }
 
+/// The binding a spawn asks for: the option, else $COHORT_BIND_TO, else auto.
+proto::BindTo bind_request(BindTo option) {
+  if (option == BindTo::kAuto) {
+    if (auto v = env::get(kBindToEnv); v && !v->empty()) {
+      auto b = parse_bind_to(*v);
+      if (!b)
+        throw Error(Errc::kInvalidArgument, std::string(kBindToEnv) + "='" + *v +
+                                                "' is not auto, none, core or numa; fix or unset it");
+      option = *b;
+    }
+  }
+  return static_cast<proto::BindTo>(option);
+}
+
 }  // namespace
+
+std::optional<BindTo> parse_bind_to(std::string_view text) noexcept {
+  if (text == "auto") return BindTo::kAuto;
+  if (text == "none") return BindTo::kNone;
+  if (text == "core") return BindTo::kCore;
+  if (text == "numa") return BindTo::kNuma;
+  return std::nullopt;
+}
+
+std::string_view to_string(BindTo b) noexcept {
+  switch (b) {
+    case BindTo::kAuto: return "auto";
+    case BindTo::kNone: return "none";
+    case BindTo::kCore: return "core";
+    case BindTo::kNuma: return "numa";
+  }
+  return "unknown";
+}
 
 std::uint8_t wire_flags(const Message& m) noexcept {
   if (m.is_raw()) return lib::kFlagRaw;
@@ -63,6 +97,7 @@ std::uint8_t wire_flags(const Message& m) noexcept {
 // ---- enrolment ----------------------------------------------------------------------
 
 Session::Session(const SessionOptions& options) : impl_(std::make_unique<Impl>()) {
+  cohort::reset_foreign_handlers();  // so that `cohort kill` ends us as a signal should
   std::string dir = options.dir;
   if (dir.empty()) dir = value_or_throw(env::vm_dir(env::vm_name(options.vm), false));
   lib::Engine::Options eo;
@@ -182,7 +217,8 @@ std::vector<SpawnOutcome> Session::spawn(const std::string& program,
   };
   // Relative paths and PATH lookups behave as they would in this process; the
   // tuning variables the user set here apply to the tasks too.
-  for (const char* name : {"PATH", env::kLog, env::kTransports, env::kEagerLimit, env::kSpinUs})
+  for (const char* name :
+       {"PATH", env::kLog, env::kTransports, env::kEagerLimit, env::kSpinUs, kBindToEnv})
     if (auto v = env::get(name); v && !has(name)) req.env.push_back(std::string(name) + "=" + *v);
   req.cwd = options.cwd;
   if (req.cwd.empty()) {
@@ -192,7 +228,10 @@ std::vector<SpawnOutcome> Session::spawn(const std::string& program,
   req.count = count;
   req.flags = options.forward_output ? std::uint32_t{proto::kSpawnForwardOutput} : 0u;
   req.host = options.host;
+  req.map_by = static_cast<std::uint8_t>(options.map_by);
+  req.per_host = options.per_host;
   req.exit_tag = options.exit_notify_tag ? *options.exit_notify_tag : proto::kNoTag;
+  req.bind_to = bind_request(options.bind_to);
 
   s.engine->begin_spawn();
   auto reply = s.engine->call<proto::SpawnReply>(req);
@@ -282,7 +321,21 @@ std::vector<HostInfo> Session::hosts() {
   out.reserve(list.hosts.size());
   for (auto& h : list.hosts)
     out.push_back({h.index, std::move(h.name), std::move(h.address), std::move(h.arch), h.ncpus,
-                   h.ntasks, h.daemon_pid});
+                   h.ntasks, h.daemon_pid, h.packages, h.numa_nodes, h.cores, h.pus,
+                   std::move(h.topology_note)});
+  return out;
+}
+
+std::vector<TransportChoice> Session::transport_choices(Tid task) {
+  Impl& s = *impl_;
+  s.check_usable();
+  proto::ListTransports req;
+  req.tid = task;
+  auto list = value_or_throw(s.engine->call<proto::TransportList>(req));
+  std::vector<TransportChoice> out;
+  out.reserve(list.records.size());
+  for (auto& r : list.records)
+    out.push_back({r.task, r.peer, std::move(r.transport), std::move(r.reason)});
   return out;
 }
 

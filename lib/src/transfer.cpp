@@ -24,6 +24,7 @@ Result<Peer*> Engine::peer_for_send(Tid dest) {
     if (p.ready()) return &p;
     if (p.resolved) {
       COHORT_RETURN_IF_ERROR(peers_.connect(p));
+      report_choices();  // before the first message: the daemon learns it early
       continue;
     }
     if (p.resolve_req == 0) {
@@ -54,14 +55,17 @@ Status Engine::start_send(SendOp& op, Tid dest, int tag, std::uint32_t context, 
   for (;;) {
     auto r = eps_[p->ep].endpoint->send(p->out, frame, op_id(&op, kOpSend));
     if (r.is_ok()) {
-      if (*r == transport::Progress::kDone)
+      if (*r == transport::Progress::kDone) {
         op.done = true;
-      else
+      } else {
         ++pending_sends_;
+        ++slots_[p->ep].in_flight;
+      }
       return Status();
     }
     Status st = r.take_status();
     if (st.code() == Errc::kRetry) {  // back-pressure: make progress, then try again
+      slots_[p->ep].last_event = polls_;  // hot: poll_once() must poll it
       poll_once();
       if (!p->ready()) return p->dead() ? Peers::error(*p) : Status(Errc::kPeerLost, st.message());
       continue;
@@ -131,6 +135,18 @@ void Engine::watch(Tid source) {
 bool Engine::recv_source_gone(RecvOp& op) {
   if (op.state != RecvOp::State::kPosted || op.source == kAnyTid) return false;
   if (!peers_.gone_for_recv(op.source, polls_)) return false;
+  Peer& p = *peers_.find(op.source);
+  if (!p.swept) {
+    // The daemon may report an exit before an endpoint that notices new
+    // connections lazily (shm looks every 1024th poll) has shown us the
+    // connection the peer made, and sent on, just before it exited. Make
+    // every endpoint look now; what arrives completes the receive, and a
+    // connection found keeps it waiting for that connection's end.
+    p.swept = true;
+    sweep_endpoints();
+    if (op.state != RecvOp::State::kPosted || !peers_.gone_for_recv(op.source, polls_))
+      return false;
+  }
   matcher_.cancel(op);
   op.status = Peers::error(*peers_.find(op.source));
   op.env.source = op.source;

@@ -53,8 +53,28 @@ struct SessionOptions {
 
 enum class OutputStream : std::uint8_t { kStdout = 1, kStderr = 2 };
 
+/// Where the daemon pins each spawned task (`cohort run --bind-to`).
+enum class BindTo : std::uint8_t {
+  kAuto = 0,   ///< one core each while the host's spawned tasks do not outnumber its cores, else none
+  kNone = 1,   ///< not bound
+  kCore = 2,   ///< one core each, round robin over the cores no other bound task holds
+  kNuma = 3,   ///< one NUMA node each, round robin
+};
+/// "auto", "none", "core", "numa" -> BindTo; std::nullopt for anything else.
+std::optional<BindTo> parse_bind_to(std::string_view text) noexcept;
+std::string_view to_string(BindTo b) noexcept;
+
+/// How a spawn spreads its tasks over the hosts (see SpawnOptions::map_by).
+enum class MapBy : std::uint8_t {
+  kDefault = 0,  ///< on `host` (several: one per host in turn), else on the spawner's host
+  kSlot = 1,     ///< fill each host's slots (its CPUs, or per_host) before the next
+  kHost = 2,     ///< one task per host in turn (per_host at a time when set)
+};
+
 struct SpawnOptions {
-  std::string host;                       ///< only on this host (empty: anywhere)
+  std::string host;                       ///< only on this host (empty: anywhere); "h1,h2": those
+  MapBy map_by = MapBy::kDefault;         ///< placement over the VM's hosts
+  int per_host = 0;                       ///< > 0: at most this many per host in each round
   std::vector<std::string> env;           ///< extra NAME=VALUE entries for the tasks
   std::string cwd;                        ///< working directory (empty: the daemon's)
   /// Each line the tasks print, delivered inside Session calls on this thread.
@@ -64,6 +84,10 @@ struct SpawnOptions {
   /// If set, a task-exit notification (see Session::notify) with this tag for each
   /// task, registered with the spawn so that no exit can be missed.
   std::optional<int> exit_notify_tag;
+  /// kAuto: $COHORT_BIND_TO when set (auto, none, core, numa), else the daemon's
+  /// auto rule. A task reads its binding in $COHORT_BIND ("core:3", "numa:0",
+  /// "none") or with sched_getaffinity().
+  BindTo bind_to = BindTo::kAuto;
 };
 
 /// One requested instance of a spawn: its tid, or why it could not start.
@@ -108,6 +132,20 @@ struct HostInfo {
   unsigned ncpus = 0;
   unsigned ntasks = 0;
   int daemon_pid = 0;
+  unsigned packages = 0;       ///< topology as hwloc sees it; 0 = unknown (no hwloc)
+  unsigned numa_nodes = 0;
+  unsigned cores = 0;
+  unsigned pus = 0;            ///< processing units (hardware threads)
+  std::string topology_note;   ///< empty, or why tasks there are not bound
+};
+
+/// Which transport a task uses for its messages to one peer, and why
+/// ("same host", "different host", "forced by COHORT_TRANSPORTS=tcp", ...).
+struct TransportChoice {
+  Tid task = kNoTid;
+  Tid peer = kNoTid;
+  std::string transport;
+  std::string reason;
 };
 
 class Session;
@@ -190,8 +228,13 @@ class Session {
   std::size_t wait_any(std::span<Request> rs);
   void wait_all(std::span<Request> rs);
 
-  /// The transport that carries messages to `peer` ("tcp", ...), connecting if needed.
+  /// The transport that carries messages to `peer` ("shm", "tcp", ...), chosen
+  /// and connected if not yet (see lib/README.md for the rule). Throws
+  /// kUnsupported when no transport reaches it.
   std::string transport_to(Tid peer);
+  /// The choices tasks have reported to the daemon: every task's, or `task`'s.
+  /// A task reports a peer once it has chosen (or accepted) its connection.
+  std::vector<TransportChoice> transport_choices(Tid task = kNoTid);
 
   struct Impl;                 // the library's
  private:
