@@ -35,6 +35,9 @@ PACKAGES=(
   openmpi-bin libopenmpi-dev gfortran
   libssl-dev ca-certificates
   iproute2 nftables util-linux   # the emulated multi-host tests (network namespaces)
+  # `cohort bench pingpong`: the fabrics' own ping-pongs as references for the ofi
+  # and ucx transports (fi_pingpong, ucx_perftest), and gnuplot for --plot PNGs.
+  libfabric-bin ucx-utils gnuplot-nox
 )
 
 install_packages() {

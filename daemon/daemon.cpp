@@ -19,28 +19,36 @@
 
 namespace cohort::daemon {
 
-Daemon::Daemon(RuntimeDir dir, std::string vm_name, std::function<void()> on_hangup)
+Daemon::Daemon(RuntimeDir dir, std::string vm_name, std::function<void()> on_hangup,
+               std::uint32_t index)
     : dir_(std::move(dir)),
       vm_name_(std::move(vm_name)),
       on_hangup_(std::move(on_hangup)),
-      tasks_(1),
+      tasks_(index),
       conns_(poller_),
-      hosts_(1, dir_.socket_path(), ::getpid()),
+      hosts_(index, dir_.socket_path(), ::getpid()),
       notifier_(conns_),
       names_(conns_, tasks_),
       output_(poller_, conns_),
-      spawner_(dir_.dir(), vm_name_) {}
+      spawner_(dir_.dir(), vm_name_),
+      binder_(Topology::detect()),
+      cluster_(*this, poller_) {
+  hosts_.set_topology(binder_.topology());
+}
 
 Daemon::~Daemon() = default;
 
 Result<std::unique_ptr<Daemon>> Daemon::create(RuntimeDir dir, std::string vm_name,
-                                               std::function<void()> on_hangup) {
-  std::unique_ptr<Daemon> d(new Daemon(std::move(dir), std::move(vm_name), std::move(on_hangup)));
-  COHORT_RETURN_IF_ERROR(d->setup());
+                                               std::function<void()> on_hangup,
+                                               ClusterSetup cluster) {
+  std::uint32_t index = cluster.options.joined ? cluster.options.joined->index : 1;
+  std::unique_ptr<Daemon> d(
+      new Daemon(std::move(dir), std::move(vm_name), std::move(on_hangup), index));
+  COHORT_RETURN_IF_ERROR(d->setup(std::move(cluster)));
   return d;
 }
 
-Status Daemon::setup() {
+Status Daemon::setup(ClusterSetup cluster) {
   dispatcher_ = std::make_unique<Dispatcher>(*this);
   // A client that vanishes must be an EPIPE on send, never a signal.
   ::signal(SIGPIPE, SIG_IGN);
@@ -58,7 +66,15 @@ Status Daemon::setup() {
   COHORT_RETURN_IF_ERROR(poller_.add(listen_fd_.get(), EPOLLIN, make_key(Source::kListener, 0)));
   COHORT_RETURN_IF_ERROR(poller_.add(signal_fd_.get(), EPOLLIN, make_key(Source::kSignal, 0)));
   spare_fd_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-  return Status();
+  if (!cluster.listener) {
+    // Every daemon listens for the others, even one that is alone so far.
+    COHORT_ASSIGN_OR_RETURN(auto bound, Cluster::bind_listener(cluster.options.listen,
+                                                               cluster.options.interface));
+    cluster.listener = std::move(bound.first);
+    cluster.address = std::move(bound.second);
+  }
+  return cluster_.open(std::move(cluster.listener), std::move(cluster.address),
+                       std::move(cluster.options));
 }
 
 void Daemon::raise_fd_limit() {
@@ -109,6 +125,12 @@ int Daemon::run() {
           break;
         case Source::kPipe:
           output_.on_event(key_id(key));
+          break;
+        case Source::kTcpListener:
+          cluster_.on_listener();
+          break;
+        case Source::kLink:
+          cluster_.on_link(key_id(key), ev);
           break;
       }
     }
@@ -196,6 +218,7 @@ void Daemon::reap_children() {
     if (pid <= 0) return;
     Task* t = tasks_.find_by_pid(pid);
     if (!t) {
+      if (cluster_.child_exited(pid, st)) continue;  // a launch agent
       COHORT_LOG_DEBUG("daemon.spawn") << "reaped pid " << pid << ", which is not a task";
       continue;
     }
@@ -220,6 +243,8 @@ void Daemon::finish_task(Tid t, ExitRecord rec) {
   tasks_.mark_exited(t, rec);
   notifier_.task_exited(t, rec);
   names_.task_exited(t);
+  binder_.release(t);
+  cluster_.task_exited(t, rec);
 }
 
 void Daemon::on_conn(ConnId id, std::uint32_t events) {
@@ -273,6 +298,7 @@ void Daemon::connection_closed(ClientConn& c) {
 
 void Daemon::expire_deadlines() {
   auto now = Clock::now();
+  cluster_.on_tick();
   while (!hello_deadlines_.empty() && hello_deadlines_.front().first <= now) {
     ConnId id = hello_deadlines_.front().second;
     hello_deadlines_.pop_front();
@@ -304,6 +330,7 @@ void Daemon::settle() {
     for (auto& c : conns_.take_closing()) connection_closed(*c);
   }
   output_.resume_drained();
+  cluster_.settle();
   if (halting_ && tasks_.child_count() == 0) done_ = true;
 }
 
@@ -311,6 +338,7 @@ int Daemon::next_timeout_ms() const {
   Clock::time_point next = Clock::time_point::max();
   if (!hello_deadlines_.empty()) next = hello_deadlines_.front().first;
   if (halting_) next = std::min(next, halt_deadline_);
+  next = std::min(next, cluster_.next_deadline());
   if (next == Clock::time_point::max()) return -1;
   auto left = std::chrono::ceil<std::chrono::milliseconds>(next - Clock::now()).count();
   return left <= 0 ? 0 : static_cast<int>(std::min<long long>(left, 1 << 30));
@@ -329,6 +357,7 @@ void Daemon::begin_halt(const std::string& why) {
   }
   dir_.remove_socket();
   notifier_.vm_halting();
+  cluster_.halting();
   signal_children(SIGTERM);
   halt_deadline_ = Clock::now() + kHaltGrace;
 }
@@ -345,6 +374,7 @@ void Daemon::shutdown() {
   // Best effort for the last words (Acks, kVmHalt, exit events); the sockets
   // close when the process exits.
   conns_.flush_dirty();
+  cluster_.settle();
   dir_.remove_files();
   COHORT_LOG_INFO("daemon") << "halted";
 }

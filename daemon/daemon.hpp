@@ -32,7 +32,9 @@
 
 #include "base/fd.hpp"
 #include "base/status.hpp"
+#include "daemon/binding.hpp"
 #include "daemon/client_conn.hpp"
+#include "daemon/cluster.hpp"
 #include "daemon/hosts.hpp"
 #include "daemon/name_service.hpp"
 #include "daemon/notifier.hpp"
@@ -45,6 +47,14 @@
 namespace cohort::daemon {
 
 class Dispatcher;
+
+/// The multi-host part of start-up (main.cpp): the bound TCP listener, the
+/// address peers dial, and the join result when this daemon joined a VM.
+struct ClusterSetup {
+  UniqueFd listener;
+  std::string address;
+  ClusterOptions options;
+};
 
 inline constexpr std::chrono::seconds kHelloTimeout{10};
 inline constexpr std::chrono::seconds kHaltGrace{2};
@@ -60,7 +70,8 @@ class Daemon {
   /// Set up the loop on a claimed directory. `on_hangup` runs on SIGHUP
   /// (main reopens the log file there).
   static Result<std::unique_ptr<Daemon>> create(RuntimeDir dir, std::string vm_name,
-                                                std::function<void()> on_hangup);
+                                                std::function<void()> on_hangup,
+                                                ClusterSetup cluster = {});
   ~Daemon();
 
   /// "cohortd ready host=1 pid=PID socket=PATH"
@@ -75,7 +86,10 @@ class Daemon {
   NameService& names() noexcept { return names_; }
   OutputForwarder& output() noexcept { return output_; }
   const Spawner& spawner() const noexcept { return spawner_; }
+  BindPlanner& binder() noexcept { return binder_; }
   const Hosts& hosts() const noexcept { return hosts_; }
+  Cluster& cluster() noexcept { return cluster_; }
+  const std::string& runtime_dir() const noexcept { return dir_.dir(); }
   const std::string& cookie() const noexcept { return dir_.cookie(); }
   const std::string& vm_name() const noexcept { return vm_name_; }
   bool halting() const noexcept { return halting_; }
@@ -84,8 +98,8 @@ class Daemon {
   void finish_task(Tid t, ExitRecord rec);
 
  private:
-  Daemon(RuntimeDir dir, std::string vm_name, std::function<void()> on_hangup);
-  Status setup();
+  Daemon(RuntimeDir dir, std::string vm_name, std::function<void()> on_hangup, std::uint32_t index);
+  Status setup(ClusterSetup cluster);
   void raise_fd_limit();
 
   void on_listener();
@@ -114,7 +128,9 @@ class Daemon {
   NameService names_;
   OutputForwarder output_;
   Spawner spawner_;
+  BindPlanner binder_;  // this host's topology and which cores bound tasks hold
   std::unique_ptr<Dispatcher> dispatcher_;
+  Cluster cluster_;
 
   std::deque<std::pair<Clock::time_point, ConnId>> hello_deadlines_;  // in time order
   bool halting_ = false;

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "base/log.hpp"
+#include "daemon/cluster.hpp"
 #include "daemon/daemon.hpp"
 #include "daemon/ids.hpp"
 
@@ -35,6 +36,11 @@ bool same_secret(const std::string& a, const std::string& b) {
 constexpr std::size_t kMaxProgramName = 4096;
 constexpr std::size_t kMaxAddresses = 64;
 constexpr std::size_t kMaxAddressBytes = 64 * 1024;
+// Transport choices: bounded per task (a task with more peers keeps its
+// first ones listed) and per reply.
+constexpr std::size_t kMaxChoicesPerTask = 4096;
+constexpr std::size_t kMaxChoiceText = 256;
+constexpr std::size_t kMaxChoicesPerReply = 65536;
 
 }  // namespace
 
@@ -55,6 +61,9 @@ void Dispatcher::on_frame(ClientConn& c, const proto::FrameView& f) {
     return run(c, f, &Dispatcher::on_hello);
   }
   if (!c.enrolled()) return d_.conns().close_later(c, "it sent " + name + " before Hello", true);
+  // Host administration (AddHosts, RemoveHosts) and the daemon-to-daemon
+  // messages, which a client must never send, belong to the cluster.
+  if (static_cast<std::uint16_t>(f.type) >= 100) return d_.cluster().on_client_frame(c, f);
   switch (f.type) {
     case MsgType::kBye:
       return run(c, f, &Dispatcher::on_bye);
@@ -76,6 +85,10 @@ void Dispatcher::on_frame(ClientConn& c, const proto::FrameView& f) {
       return run(c, f, &Dispatcher::on_list_hosts);
     case MsgType::kJobTids:
       return run(c, f, &Dispatcher::on_job_tids);
+    case MsgType::kTransportChoice:
+      return run(c, f, &Dispatcher::on_transport_choice);
+    case MsgType::kListTransports:
+      return run(c, f, &Dispatcher::on_list_transports);
     case MsgType::kHello:
     case MsgType::kWelcome:
     case MsgType::kAck:
@@ -86,6 +99,8 @@ void Dispatcher::on_frame(ClientConn& c, const proto::FrameView& f) {
     case MsgType::kTaskList:
     case MsgType::kHostList:
     case MsgType::kJobTidsReply:
+    case MsgType::kTransportList:
+    default:
       break;
   }
   d_.conns().close_later(c, "it sent " + name + ", which only the daemon sends", true);
@@ -182,6 +197,15 @@ void Dispatcher::on_publish(ClientConn& c, proto::Publish& m) {
 void Dispatcher::on_resolve(ClientConn& c, proto::Resolve& m) {
   if (c.watches() >= kMaxWatchesPerConn)
     return d_.conns().close_later(c, "it holds too many watches", true);
+  if (tid::host_of(m.tid) != d_.hosts().local_index()) {
+    // Another host's task: its daemon answers (and says when it exits). A
+    // host that is not in the VM gets an answer at once and no watch.
+    bool known = d_.cluster().host_known(tid::host_of(m.tid));
+    if (known) d_.notifier().watch_peer(c, m.tid);
+    d_.cluster().resolve(c, m.req, m.tid);
+    if (known) d_.cluster().watch_remote({m.tid});
+    return;
+  }
   auto outcome = d_.names().resolve(c, m.req, m.tid);
   if (outcome != NameService::Outcome::kNoSuchTask) d_.notifier().watch_peer(c, m.tid);
 }
@@ -191,6 +215,8 @@ void Dispatcher::on_resolve(ClientConn& c, proto::Resolve& m) {
 void Dispatcher::on_spawn(ClientConn& c, proto::Spawn& m) {
   proto::SpawnReply r;
   r.req = m.req;
+  // Placed on other hosts (or several): the cluster runs it and replies.
+  if (d_.cluster().spawn(c, m)) return;
   Status s = d_.halting() ? Status(Errc::kVmHalted, "the VM is halting") : d_.spawner().check(m);
   if (s.is_ok() && !m.host.empty() && !d_.hosts().is_local(m.host))
     s = Status(Errc::kNoSuchHost,
@@ -224,11 +250,14 @@ void Dispatcher::on_spawn(ClientConn& c, proto::Spawn& m) {
   r.job = tasks.add_job(tids);
   const std::vector<std::string> env = d_.spawner().base_env(m);
   const ConnId output_to = (m.flags & proto::kSpawnForwardOutput) ? c.id() : 0;
+  const std::vector<Binding> binds = plan_spawn(d_.binder(), m.bind_to, tids.size(),
+                                                tasks.child_count(), c.describe());
   std::size_t started = 0;
   for (std::int32_t rank = 0; rank < m.count; ++rank) {
     TaskIdentity id{tids[static_cast<std::size_t>(rank)], c.tid(), r.job, rank, m.count};
     proto::SpawnOutcome o;
-    auto proc = d_.spawner().start(m, *path, env, id);
+    const Binding& bind = binds[static_cast<std::size_t>(rank)];
+    auto proc = d_.spawner().start(m, *path, env, id, &bind);
     if (!proc.is_ok()) {
       o.status = wire(proc.status());
       tasks.set_job_rank(r.job, rank, kNoTid);
@@ -245,6 +274,7 @@ void Dispatcher::on_spawn(ClientConn& c, proto::Spawn& m) {
     t.program = m.program;
     t.spawned = true;
     tasks.add(std::move(t));
+    if (proc->bound) d_.binder().assign(id.tid, bind);
     Status fwd = d_.output().add(id.tid, output_to, std::move(proc->out), std::move(proc->err));
     if (!fwd.is_ok()) {  // the task runs on; its output is lost
       COHORT_LOG_ERROR("daemon.output")
@@ -279,7 +309,13 @@ void Dispatcher::on_notify(ClientConn& c, proto::Notify& m) {
         return d_.conns().close_later(c, "it holds too many watches", true);
       // Tids already gone are reported before the Ack, so a client that has
       // its Ack holds every event the request produced at once.
+      std::vector<Tid> remote;
       for (Tid t : m.tids) {
+        if (tid::host_of(t) != d_.hosts().local_index()) {
+          d_.notifier().watch_exit(c, t, m.tag);  // its daemon reports the exit
+          remote.push_back(t);
+          continue;
+        }
         if (d_.tasks().find(t)) {
           d_.notifier().watch_exit(c, t, m.tag);
           continue;
@@ -287,6 +323,7 @@ void Dispatcher::on_notify(ClientConn& c, proto::Notify& m) {
         const ExitRecord* rec = d_.tasks().exit_record(t);
         d_.notifier().send_exit_now(c, t, m.tag, rec ? *rec : ExitRecord{-1, 0});
       }
+      if (!remote.empty()) d_.cluster().watch_remote(remote);
       break;
     }
     case proto::NotifyKind::kHostAdd:
@@ -309,6 +346,8 @@ void Dispatcher::on_kill(ClientConn& c, proto::Kill& m) {
   proto::Ack ack;
   ack.req = m.req;
   Task* t = d_.tasks().find(m.tid);
+  if (m.signal >= 0 && m.signal <= SIGRTMAX && tid::host_of(m.tid) != d_.hosts().local_index())
+    return d_.cluster().kill(c, m.req, m.tid, m.signal);
   if (m.signal < 0 || m.signal > SIGRTMAX) {
     ack.status =
         wire(Errc::kInvalidArgument, "signal " + std::to_string(m.signal) + " is not valid");
@@ -354,13 +393,13 @@ void Dispatcher::on_list_tasks(ClientConn& c, proto::ListTasks& m) {
     i.state = t.state;
     r.tasks.push_back(std::move(i));
   }
-  d_.conns().send(c, r);
+  d_.cluster().list_tasks(c, std::move(r));  // adds the other hosts' tasks
 }
 
 void Dispatcher::on_list_hosts(ClientConn& c, proto::ListHosts& m) {
   proto::HostList r;
   r.req = m.req;
-  r.hosts = d_.hosts().list(static_cast<std::uint32_t>(d_.tasks().task_count()));
+  r.hosts = d_.cluster().host_list(static_cast<std::uint32_t>(d_.tasks().task_count()));
   d_.conns().send(c, r);
 }
 
@@ -372,6 +411,42 @@ void Dispatcher::on_job_tids(ClientConn& c, proto::JobTids& m) {
   else
     r.status =
         wire(Errc::kNotFound, "job " + std::to_string(m.job) + " is unknown (or long finished)");
+  d_.conns().send(c, r);
+}
+
+// ---- transport choices --------------------------------------------------------
+
+void Dispatcher::on_transport_choice(ClientConn& c, proto::TransportChoice& m) {
+  // One-way: nothing to answer. Text beyond any real transport name or
+  // reason is a confused client, not worth the connection.
+  Task* t = d_.tasks().find(c.tid());
+  if (!t) return;
+  if (!tid::valid(m.peer) || m.transport.size() > kMaxChoiceText ||
+      m.reason.size() > kMaxChoiceText) {
+    COHORT_LOG_WARN("daemon.conn") << "ignoring a malformed TransportChoice from " << c.describe();
+    return;
+  }
+  for (auto& known : t->transports)
+    if (known.peer == m.peer) {
+      known = std::move(m);
+      return;
+    }
+  if (t->transports.size() < kMaxChoicesPerTask) t->transports.push_back(std::move(m));
+}
+
+void Dispatcher::on_list_transports(ClientConn& c, proto::ListTransports& m) {
+  proto::TransportList r;
+  r.req = m.req;
+  for (const auto& [tid, t] : d_.tasks().live()) {
+    if (t.is_tool || (m.tid != kNoTid && tid != m.tid)) continue;
+    for (const auto& ch : t.transports) {
+      if (r.records.size() == kMaxChoicesPerReply) {
+        r.truncated = true;
+        break;
+      }
+      r.records.push_back({tid, ch.peer, ch.transport, ch.reason});
+    }
+  }
   d_.conns().send(c, r);
 }
 

@@ -38,6 +38,8 @@ class Dispatcher {
   void on_list_hosts(ClientConn& c, proto::ListHosts& m);
   void on_job_tids(ClientConn& c, proto::JobTids& m);
   void on_bye(ClientConn& c, proto::Bye& m);
+  void on_transport_choice(ClientConn& c, proto::TransportChoice& m);
+  void on_list_transports(ClientConn& c, proto::ListTransports& m);
 
   void welcome_error(ClientConn& c, Errc code, const std::string& why);
   /// Decode a body of type M and hand it to `handler`; drop the client if it does not decode.

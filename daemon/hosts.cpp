@@ -28,6 +28,14 @@ bool Hosts::is_local(const std::string& name) const {
   return dot != std::string::npos && name == local_.name.substr(0, dot);
 }
 
+void Hosts::set_topology(const Topology& t) {
+  local_.packages = t.packages;
+  local_.numa_nodes = t.numa_nodes;
+  local_.cores = t.cores;
+  local_.pus = t.pus;
+  local_.topology_note = t.note;
+}
+
 std::vector<proto::HostInfo> Hosts::list(std::uint32_t local_tasks) const {
   proto::HostInfo h = local_;
   h.ntasks = local_tasks;

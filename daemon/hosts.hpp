@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "daemon/topology.hpp"
 #include "proto/messages.hpp"
 
 namespace cohort::daemon {
@@ -29,6 +30,9 @@ class Hosts {
   bool is_local(const std::string& name) const;
   /// True for a host index that is part of the VM.
   bool known(std::uint32_t index) const noexcept { return index == local_.index; }
+
+  /// This host's topology, for HostInfo (`cohort hosts -v`).
+  void set_topology(const Topology& t);
 
   /// Every host, with `local_tasks` as this host's task count.
   std::vector<proto::HostInfo> list(std::uint32_t local_tasks) const;

@@ -18,11 +18,14 @@
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <algorithm>
+#include <chrono>
 
 #include "base/env.hpp"
 #include "base/fd.hpp"
 #include "base/log.hpp"
 #include "daemon/daemon.hpp"
+#include "daemon/peer_link.hpp"
 #include "daemon/runtime_dir.hpp"
 
 namespace {
@@ -35,6 +38,10 @@ struct Flags {
   std::string log_file;
   std::string log_spec;
   bool daemonize = false;
+  std::string listen = "0.0.0.0:0";
+  std::string interface;
+  std::string join;
+  long heartbeat_timeout_ms = 3000;
 };
 
 constexpr const char* kUsage =
@@ -44,7 +51,13 @@ constexpr const char* kUsage =
     "  --log-file FILE  where to log (default: DIR/cohortd.log)\n"
     "  --log SPEC       log levels, e.g. 'debug' or 'daemon.spawn:debug' (default: $COHORT_LOG or "
     "info)\n"
-    "  --daemonize      detach; return once the daemon is ready\n";
+    "  --daemonize      detach; return once the daemon is ready\n"
+    "  --listen IP[:PORT]  where other daemons connect (default 0.0.0.0:0, any free port)\n"
+    "  --interface NAME    advertise this interface's address (default: $COHORT_IF, else\n"
+    "                      every non-loopback interface but host-only bridges)\n"
+    "  --join ADDRESS      join the VM whose master listens there (tcp:IP:PORT[,...]);\n"
+    "                      the VM's cookie is read from stdin (one line)\n"
+    "  --heartbeat-timeout MS  declare a silent host dead after MS (default 3000)\n";
 
 bool parse(int argc, char** argv, Flags* f) {
   for (int i = 1; i < argc; ++i) {
@@ -73,6 +86,23 @@ bool parse(int argc, char** argv, Flags* f) {
       ok = take(&f->log_spec);
     else if (a == "--daemonize" && !has_value)
       f->daemonize = true;
+    else if (a == "--listen")
+      ok = take(&f->listen);
+    else if (a == "--interface")
+      ok = take(&f->interface);
+    else if (a == "--join")
+      ok = take(&f->join);
+    else if (a == "--heartbeat-timeout") {
+      std::string v;
+      ok = take(&v);
+      char* end = nullptr;
+      f->heartbeat_timeout_ms = ok ? std::strtol(v.c_str(), &end, 10) : 0;
+      if (ok && (end == v.c_str() || *end != '\0' || f->heartbeat_timeout_ms < 100)) {
+        std::fprintf(stderr, "cohortd: --heartbeat-timeout wants milliseconds (>= 100), not '%s'\n",
+                     v.c_str());
+        return false;
+      }
+    }
     else if (a == "--help" || a == "-h") {
       std::fputs(kUsage, stdout);
       std::exit(0);
@@ -160,6 +190,37 @@ Status open_log() {
 int main(int argc, char** argv) {
   Flags flags;
   if (!parse(argc, argv, &flags)) return 2;
+  if (flags.interface.empty())
+    if (const char* i = std::getenv("COHORT_IF")) flags.interface = i;
+
+  // A joining daemon reads the VM's cookie from stdin (the launch agent's
+  // stdin): never from its command line or environment, which others can read.
+  std::string join_cookie;
+  if (!flags.join.empty()) {
+    char buf[256];
+    std::size_t n = 0;
+    while (n < sizeof buf) {
+      ssize_t r = ::read(0, buf + n, sizeof buf - n);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) break;
+      n += static_cast<std::size_t>(r);
+      if (std::memchr(buf, '\n', n)) break;
+    }
+    join_cookie.assign(buf, n);
+    if (auto nl = join_cookie.find('\n'); nl != std::string::npos) join_cookie.resize(nl);
+    // The master sends it in hex (host_starter.cpp); anything else is taken as is.
+    if (join_cookie.size() % 2 == 0 &&
+        join_cookie.find_first_not_of("0123456789abcdef") == std::string::npos) {
+      std::string raw;
+      for (std::size_t i = 0; i < join_cookie.size(); i += 2)
+        raw += static_cast<char>(std::stoi(join_cookie.substr(i, 2), nullptr, 16));
+      join_cookie = raw;
+    }
+    if (join_cookie.empty()) {
+      std::fprintf(stderr, "cohortd: --join needs the VM's cookie on stdin\n");
+      return 2;
+    }
+  }
 
   Reporter report;
   if (flags.daemonize) {
@@ -179,6 +240,17 @@ int main(int argc, char** argv) {
   ensure_std_fds(flags.daemonize);
 
   std::string vm = env::vm_name(flags.vm);
+  if (!flags.join.empty() && flags.dir.empty()) {
+    // Hosts may share a file system (home directories, or emulated hosts):
+    // a joining daemon's directory carries its host name.
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    auto base = env::vm_dir(vm, /*create=*/false);
+    if (!base.is_ok()) return report.fail(base.status().message());
+    std::string b = *base;
+    while (b.size() > 1 && b.back() == '/') b.pop_back();
+    flags.dir = b + "-" + host;
+  }
   if (!flags.dir.empty()) {
     // Tasks get COHORT_DIR and may run elsewhere: make it absolute.
     std::error_code ec;
@@ -203,11 +275,38 @@ int main(int argc, char** argv) {
     COHORT_LOG_WARN("daemon") << "not starting: " << claimed.status().message();
     return report.fail(claimed.status().message());
   }
+  daemon::ClusterSetup cluster;
+  cluster.options.listen = flags.listen;
+  cluster.options.interface = flags.interface;
+  cluster.options.heartbeat_timeout = std::chrono::milliseconds(flags.heartbeat_timeout_ms);
+  cluster.options.heartbeat_period =
+      std::min(std::chrono::milliseconds(500), cluster.options.heartbeat_timeout / 4);
+  auto bound = daemon::Cluster::bind_listener(flags.listen, flags.interface);
+  if (!bound.is_ok()) return report.fail(bound.status().message());
+  cluster.listener = std::move(bound->first);
+  cluster.address = std::move(bound->second);
+  if (!flags.join.empty()) {
+    if (Status s = claimed->set_cookie(join_cookie); !s.is_ok()) return report.fail(s.message());
+    proto::HostInfo self;
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    self.name = host;
+    self.address = cluster.address;
+    self.arch = daemon::Hosts::arch();
+    self.ncpus = daemon::Hosts::ncpus();
+    self.daemon_pid = ::getpid();
+    auto joined = daemon::join_master(flags.join, join_cookie, vm, self, std::chrono::seconds(20));
+    if (!joined.is_ok()) {
+      COHORT_LOG_WARN("daemon") << "cannot join " << flags.join << ": " << joined.status().message();
+      return report.fail("cannot join the VM at " + flags.join + ": " + joined.status().message());
+    }
+    cluster.options.joined = std::move(joined).value();
+  }
   auto daemon = daemon::Daemon::create(std::move(claimed).value(), vm, [] {
     if (Status s = open_log(); !s.is_ok()) {
       COHORT_LOG_WARN("daemon") << s.to_string();
     }
-  });
+  }, std::move(cluster));
   if (!daemon.is_ok()) {
     COHORT_LOG_ERROR("daemon") << "cannot start: " << daemon.status().to_string();
     return report.fail(daemon.status().to_string());

@@ -24,6 +24,7 @@ void NameService::reply(ConnId conn, std::uint32_t req, Tid t,
 void NameService::publish(Tid t, std::vector<proto::AddressEntry> addresses) {
   auto& stored = addresses_[t];
   stored = std::move(addresses);
+  if (settled_hook_) settled_hook_(t);
   auto it = pending_.find(t);
   if (it == pending_.end()) return;
   for (const Pending& p : it->second) {
@@ -70,6 +71,7 @@ NameService::Outcome NameService::resolve(ClientConn& asker, std::uint32_t req, 
 
 void NameService::task_exited(Tid t) {
   addresses_.erase(t);
+  if (settled_hook_) settled_hook_(t);
   auto it = pending_.find(t);
   if (it == pending_.end()) return;
   for (const Pending& p : it->second) {

@@ -18,6 +18,7 @@
 #include <cohort/tid.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -49,6 +50,15 @@ class NameService {
   /// Why `t` cannot be resolved: "task t0x100003 has exited", "... never existed".
   std::string why_not(Tid t) const;
 
+  /// The published addresses of `t`, or nullptr.
+  const std::vector<proto::AddressEntry>* addresses_of(Tid t) const {
+    auto it = addresses_.find(t);
+    return it == addresses_.end() ? nullptr : &it->second;
+  }
+  /// Called after `t` published or exited: the cluster answers the Resolves
+  /// that other hosts deferred here.
+  void set_settled_hook(std::function<void(Tid)> hook) { settled_hook_ = std::move(hook); }
+
  private:
   struct Pending {
     ConnId conn;
@@ -60,6 +70,7 @@ class NameService {
   const TaskTable& tasks_;
   std::unordered_map<Tid, std::vector<proto::AddressEntry>> addresses_;
   std::unordered_map<Tid, std::vector<Pending>> pending_;
+  std::function<void(Tid)> settled_hook_;
 };
 
 }  // namespace cohort::daemon

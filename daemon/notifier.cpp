@@ -30,6 +30,26 @@ void Notifier::watch_peer(ClientConn& c, Tid t) {
   }
 }
 
+void Notifier::host_event(proto::NotifyKind kind, std::uint32_t index) {
+  proto::NotifyEvent ev;
+  ev.kind = kind;
+  ev.subject = static_cast<std::int32_t>(index);
+  for (const HostWatch& w : host_watches_) {
+    if (w.kind != kind) continue;
+    ev.tag = w.tag;
+    conns_.send(w.conn, ev);
+  }
+}
+
+std::vector<Tid> Notifier::watched_on_host(std::uint32_t index) const {
+  std::vector<Tid> out;
+  for (const auto& [t, w] : exit_watches_)
+    if (tid::host_of(t) == index) out.push_back(t);
+  for (const auto& [t, w] : peer_watches_)
+    if (tid::host_of(t) == index && !exit_watches_.count(t)) out.push_back(t);
+  return out;
+}
+
 void Notifier::watch_hosts(ClientConn& c, proto::NotifyKind kind, std::int32_t tag) {
   host_watches_.push_back({c.id(), kind, tag});
   ++c.watches();

@@ -46,6 +46,11 @@ class Notifier {
   void task_exited(Tid t, const ExitRecord& rec);
   /// kVmHalt to every enrolled connection.
   void vm_halting();
+  /// A kHostAdd / kHostDelete event about host `index` to the clients that asked.
+  void host_event(proto::NotifyKind kind, std::uint32_t index);
+  /// Tids of host `index` that someone here watches (exit or peer watches):
+  /// what must be reported as exited when that host is lost.
+  std::vector<Tid> watched_on_host(std::uint32_t index) const;
   void conn_closed(ConnId id);
 
   static proto::NotifyEvent exit_event(Tid t, std::int32_t tag, const ExitRecord& rec);

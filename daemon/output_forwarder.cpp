@@ -90,6 +90,14 @@ bool OutputForwarder::pump(std::uint64_t id, Pipe& p, std::size_t budget) {
 
 void OutputForwarder::emit(std::uint64_t id, Pipe& p, std::string_view line) {
   const char* stream = p.stream == proto::Stream::kStdout ? "stdout" : "stderr";
+  if ((p.dest & kRemoteDest) && remote_sink_) {
+    proto::Output o;
+    o.tid = p.tid;
+    o.stream = p.stream;
+    o.data.assign(line);
+    remote_sink_(static_cast<std::uint32_t>(p.dest & ~kRemoteDest), o);
+    return;
+  }
   ClientConn* c = p.dest ? conns_.find(p.dest) : nullptr;
   if (!c) {
     COHORT_LOG_INFO("daemon.output") << tid_name(p.tid) << ' ' << stream << ": " << line;

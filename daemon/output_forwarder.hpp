@@ -22,6 +22,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -39,9 +40,16 @@ inline constexpr std::size_t kMaxLine = 64 * 1024;
 inline constexpr std::size_t kPauseAbove = 8u << 20;
 inline constexpr std::size_t kResumeBelow = 1u << 20;
 
+/// A `dest` with this bit set names another host (index in the low bits): the
+/// task was spawned from there, and its lines go to the remote sink.
+inline constexpr ConnId kRemoteDest = 1ull << 63;
+
 class OutputForwarder {
  public:
   OutputForwarder(Poller& poller, ConnTable& conns) : poller_(poller), conns_(conns) {}
+  /// Where lines for a kRemoteDest destination go (the cluster's peer links).
+  using RemoteSink = std::function<void(std::uint32_t host, const proto::Output&)>;
+  void set_remote_sink(RemoteSink sink) { remote_sink_ = std::move(sink); }
 
   /// Start reading `out` and `err` (non-blocking; either may be invalid) of task `t`;
   /// lines go to connection `dest` (0: to the log).
@@ -76,6 +84,7 @@ class OutputForwarder {
   std::unordered_map<std::uint64_t, Pipe> pipes_;
   std::unordered_multimap<Tid, std::uint64_t> by_tid_;
   std::vector<std::uint64_t> paused_;
+  RemoteSink remote_sink_;
 };
 
 }  // namespace cohort::daemon

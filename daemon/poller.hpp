@@ -23,7 +23,14 @@
 
 namespace cohort::daemon {
 
-enum class Source : std::uint8_t { kListener = 1, kSignal = 2, kConn = 3, kPipe = 4 };
+enum class Source : std::uint8_t {
+  kListener = 1,
+  kSignal = 2,
+  kConn = 3,
+  kPipe = 4,
+  kTcpListener = 5,  // daemon-to-daemon listener (cluster.hpp)
+  kLink = 6,         // a daemon-to-daemon link
+};
 
 constexpr std::uint64_t make_key(Source s, std::uint64_t id) noexcept {
   return (static_cast<std::uint64_t>(s) << 56) | (id & ((1ull << 56) - 1));

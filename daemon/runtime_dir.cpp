@@ -112,3 +112,23 @@ void RuntimeDir::remove_files() noexcept {
 }
 
 }  // namespace cohort::daemon
+
+namespace cohort::daemon {
+
+Status RuntimeDir::set_cookie(const std::string& cookie) {
+  // Same dance as env::create_cookie: a new 0600 file renamed over the old
+  // one, so a client never reads half a cookie.
+  std::string path = env::path_in(dir_, env::kCookieName);
+  std::string tmp = path + ".new";
+  ::unlink(tmp.c_str());
+  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!fd) return errno_status(Errc::kIoError, "create(" + tmp + ")", errno);
+  COHORT_RETURN_IF_ERROR(write_all(fd.get(), cookie.data(), cookie.size()));
+  fd.reset();
+  if (::rename(tmp.c_str(), path.c_str()) != 0)
+    return errno_status(Errc::kIoError, "rename(" + tmp + ")", errno);
+  cookie_ = cookie;
+  return Status();
+}
+
+}  // namespace cohort::daemon

@@ -29,6 +29,8 @@ class RuntimeDir {
 
   const std::string& dir() const noexcept { return dir_; }
   const std::string& cookie() const noexcept { return cookie_; }
+  /// A daemon joining a VM takes the VM's cookie: rewrite the cookie file (0600).
+  Status set_cookie(const std::string& cookie);
   std::string socket_path() const;
   std::string log_path() const;
 

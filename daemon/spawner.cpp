@@ -5,14 +5,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <unordered_map>
 
 #include "base/env.hpp"
 #include "base/log.hpp"
+#include "base/signals.hpp"
 #include "daemon/ids.hpp"
 
 extern char** environ;
@@ -88,6 +91,10 @@ Status Spawner::check(const proto::Spawn& req) const {
                                               " is out of range; ask for 1 to " +
                                               std::to_string(kMaxSpawnCount) + " tasks");
   if (req.program.empty()) return Status(Errc::kInvalidArgument, "spawn without a program name");
+  if (static_cast<unsigned>(req.bind_to) > static_cast<unsigned>(proto::BindTo::kNuma))
+    return Status(Errc::kInvalidArgument,
+                  "bind_to " + std::to_string(static_cast<unsigned>(req.bind_to)) +
+                      " is unknown; give auto, none, core or numa");
   if (has_nul(req.program) || has_nul(req.cwd))
     return Status(Errc::kInvalidArgument, "program name or cwd contains a NUL byte");
   for (const auto& a : req.args)
@@ -126,8 +133,8 @@ Result<std::string> Spawner::find_program(const proto::Spawn& req) const {
 std::vector<std::string> Spawner::base_env(const proto::Spawn& req) const {
   // Later entries win: the daemon's, then the request's. Identity variables
   // are dropped here and set per instance, so nobody can forge them.
-  static const char* const kIdentity[] = {env::kTid,     env::kParent, env::kJob, env::kRank,
-                                          env::kJobSize, env::kDir,    env::kVm};
+  static const char* const kIdentity[] = {env::kTid, env::kParent, env::kJob, env::kRank,
+                                          env::kJobSize, env::kDir, env::kVm, kBindEnv};
   std::vector<std::string> out;
   std::unordered_map<std::string, std::size_t> at;
   auto put = [&](const std::string& entry) {
@@ -146,8 +153,8 @@ std::vector<std::string> Spawner::base_env(const proto::Spawn& req) const {
 }
 
 Result<StartedTask> Spawner::start(const proto::Spawn& req, const std::string& path,
-                                   const std::vector<std::string>& env,
-                                   const TaskIdentity& id) const {
+                                   const std::vector<std::string>& env, const TaskIdentity& id,
+                                   const Binding* binding) const {
   int out_pipe[2], err_pipe[2];
   if (::pipe2(out_pipe, O_CLOEXEC) != 0) return errno_status(Errc::kRetry, "pipe2", errno);
   UniqueFd out_r(out_pipe[0]), out_w(out_pipe[1]);
@@ -166,6 +173,23 @@ Result<StartedTask> Spawner::start(const proto::Spawn& req, const std::string& p
   envs.push_back(std::string(env::kJobSize) + "=" + std::to_string(id.job_size));
   envs.push_back(std::string(env::kDir) + "=" + dir_);
   envs.push_back(std::string(env::kVm) + "=" + vm_name_);
+  // The CPUs are set on this thread for the spawn and inherited (binding.hpp).
+  std::optional<AffinityScope> affinity;
+  if (binding != nullptr && binding->bound()) {
+    auto scope = AffinityScope::bind(binding->cpus);
+    if (scope.is_ok()) {
+      affinity.emplace(std::move(scope).value());
+    } else {
+      COHORT_LOG_WARN("daemon.spawn") << tid_name(id.tid) << " runs unbound: cannot bind it to "
+                                      << binding->describe() << ": " << scope.status().message();
+    }
+  }
+  envs.push_back(std::string(kBindEnv) + "=" + (affinity ? binding->describe() : "none"));
+  // PSM (loaded with libfabric) would otherwise catch SIGTERM and crashes in
+  // the task before main() (base/signals.hpp). The user may still ask for it.
+  const std::string no_bt = std::string(kPsmNoBacktrace) + "=";
+  if (std::none_of(envs.begin(), envs.end(), [&](const std::string& e) { return e.rfind(no_bt, 0) == 0; }))
+    envs.push_back(no_bt + "1");
   std::vector<char*> envp;
   envp.reserve(envs.size() + 1);
   for (auto& e : envs) envp.push_back(e.data());
@@ -203,15 +227,19 @@ Result<StartedTask> Spawner::start(const proto::Spawn& req, const std::string& p
   int rc = ::posix_spawn(&pid, path.c_str(), &fa, &attr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&attr);
+  const bool bound = affinity.has_value();
+  affinity.reset();  // the daemon's own mask again
   if (rc != 0)
     return Status(
         rc == EAGAIN || rc == ENOMEM ? Errc::kRetry : Errc::kBadProgram,
         "cannot start program '" + req.program + "' (" + path + "): " + std::strerror(rc));
 
   COHORT_LOG_DEBUG("daemon.spawn") << "started " << path << " as " << tid_name(id.tid) << " (pid "
-                                   << pid << ", job " << id.job << " rank " << id.rank << ")";
+                                   << pid << ", job " << id.job << " rank " << id.rank
+                                   << (bound ? ", bound to " + binding->describe() : "") << ")";
   StartedTask t;
   t.pid = pid;
+  t.bound = bound;
   t.out = std::move(out_r);
   t.err = std::move(err_r);
   return t;

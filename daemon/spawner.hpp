@@ -15,7 +15,9 @@
 //      process group, default signal dispositions and an empty signal mask,
 //      the daemon's environment + the request's + its identity (COHORT_TID,
 //      COHORT_PARENT, COHORT_JOB, COHORT_RANK, COHORT_JOB_SIZE, COHORT_DIR,
-//      COHORT_VM), and the request's cwd.
+//      COHORT_VM, COHORT_BIND), and the request's cwd. Given a bound Binding
+//      (binding.hpp), it starts on those CPUs; if they cannot be set, it
+//      starts unbound, with a warning, rather than not at all.
 //
 // start() uses posix_spawn: glibc implements it with clone(CLONE_VM|CLONE_VFORK),
 // so starting 4096 tasks does not copy the daemon's page tables 4096 times, and
@@ -34,6 +36,7 @@
 
 #include "base/fd.hpp"
 #include "base/status.hpp"
+#include "daemon/binding.hpp"
 #include "proto/messages.hpp"
 
 namespace cohort::daemon {
@@ -53,6 +56,7 @@ struct StartedTask {
   pid_t pid = -1;
   UniqueFd out;  // read end of its stdout pipe (non-blocking)
   UniqueFd err;  // read end of its stderr pipe (non-blocking)
+  bool bound = false;  // started on the Binding's CPUs
 };
 
 /// Find `program` as described above: the path to execute once in `cwd` —
@@ -74,9 +78,11 @@ class Spawner {
   /// The environment shared by every instance of `req` (daemon's + request's).
   std::vector<std::string> base_env(const proto::Spawn& req) const;
   /// Start one instance of `req` as `id`, running `path` with environment
-  /// `env` (from base_env) plus the identity variables.
+  /// `env` (from base_env) plus the identity variables, bound as `binding`
+  /// says (nullptr: not bound).
   Result<StartedTask> start(const proto::Spawn& req, const std::string& path,
-                            const std::vector<std::string>& env, const TaskIdentity& id) const;
+                            const std::vector<std::string>& env, const TaskIdentity& id,
+                            const Binding* binding = nullptr) const;
 
  private:
   std::string dir_;

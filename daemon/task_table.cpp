@@ -10,7 +10,13 @@ Result<Tid> TaskTable::allocate_tid() {
 }
 
 std::uint32_t TaskTable::add_job(std::vector<Tid> tids) {
-  std::uint32_t id = next_job_++;
+  // Jobs of hosts other than 1 carry their host in the high bits, so that a
+  // job spanning hosts keeps one number everywhere (add_job_as).
+  std::uint32_t id = host_ == 1 ? next_job_++ : ((host_ << tid::kHostShift) | next_job_++);
+  return add_job_as(id, std::move(tids));
+}
+
+std::uint32_t TaskTable::add_job_as(std::uint32_t id, std::vector<Tid> tids) {
   Job j;
   j.tids = std::move(tids);
   j.live = 0;  // counted as tasks are added

@@ -49,6 +49,8 @@ struct Task {
   bool spawned = false;  // our child: exits when reaped
   bool is_tool = false;  // the `cohort` command: never listed
   ConnId conn = 0;       // its enrolled connection, 0 while it has none
+  /// Transports it reported for its peers (TransportChoice), one per peer.
+  std::vector<proto::TransportChoice> transports;
 };
 
 struct ExitRecord {
@@ -66,6 +68,8 @@ class TaskTable {
   Result<Tid> allocate_tid();
   /// A new job whose ranks are `tids` (kNoTid for ranks that never started).
   std::uint32_t add_job(std::vector<Tid> tids);
+  /// Record job `id` of another host (a job spanning hosts) with its tids.
+  std::uint32_t add_job_as(std::uint32_t id, std::vector<Tid> tids);
   /// Replace the tid of `rank` in `job` (a rank that failed to start becomes kNoTid).
   void set_job_rank(std::uint32_t job, std::int32_t rank, Tid tid);
   /// Called once all of a job's tasks were added: a job none of whose ranks

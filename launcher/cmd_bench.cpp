@@ -1,13 +1,32 @@
-// `cohort bench pingpong`: cohort's point-to-point latency and bandwidth,
-// measured next to Open MPI's on the same transport in the same invocation, so
-// that the two numbers share the machine's mood (they swing run to run).
+// `cohort bench pingpong`: cohort's point-to-point latency and bandwidth over
+// each transport, measured next to the reference that uses the same path (Open
+// MPI, fi_pingpong, ucx_perftest) in the same invocation, so that the numbers
+// share the machine's mood (they swing from run to run). See bench/README.md.
+//
+// The plan is a list of steps, one per transport label ("shm", "ofi:shm",
+// "ucx:posix", ...). A step runs the cohort pingpong with the transport forced
+// through the tasks' environment, then each of its references, one after the
+// other. Anything that is missing or fails is one line on stderr, and the run
+// goes on: a partial table is better than none.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <functional>
+#include <map>
 #include <memory>
+#include <optional>
+#include <thread>
 
 #include "base/env.hpp"
 #include "launcher/bench_report.hpp"
@@ -19,150 +38,657 @@
 namespace cohort::cli {
 
 const char* const kBenchUsage =
-    "usage: cohort bench pingpong [--transport tcp] [--sizes LIST] [--iters N] [--reps R]\n"
-    "                             [--csv FILE] [--no-mpi] [--private] [--vm NAME]\n"
+    "usage: cohort bench pingpong [--transport LIST] [--sizes LIST] [--iters N] [--reps R]\n"
+    "                             [--csv FILE] [--plot FILE.png] [--no-mpi] [--no-ref]\n"
+    "                             [--ofi-provider P]... [--ucx-tls T]... [--timeout S]\n"
+    "                             [--private] [--vm NAME]\n"
+    "       cohort bench pingpong --from-csv FILE [--csv FILE] [--plot FILE.png]\n"
     "\n"
     "Ping-pong between two tasks: one-way latency (half the median round trip\n"
-    "over R repetitions) and bandwidth for each message size, first over cohort\n"
-    "(in the running VM, else a private one), then over Open MPI with\n"
-    "'mpirun -n 2 --mca pml ob1 --mca btl tcp,self' when mpirun is in PATH, and a\n"
-    "table comparing the two.\n"
+    "over R repetitions) and bandwidth for each message size, over cohort with\n"
+    "each transport forced (COHORT_TRANSPORTS in the tasks' environment; in the\n"
+    "running VM, else a private one), each followed by its reference on the same\n"
+    "path, and a table of cohort / reference ratios:\n"
+    "  shm         Open MPI, mpirun --mca pml ob1 --mca btl vader,self (CMA)\n"
+    "  tcp         Open MPI, mpirun --mca pml ob1 --mca btl tcp,self\n"
+    "  ofi:PROV    fi_pingpong -p PROV -e rdm  (COHORT_OFI_PROVIDER=PROV)\n"
+    "  ucx:TLS     Open MPI --mca pml ucx and ucx_perftest -t tag_lat (UCX_TLS=TLS)\n"
+    "A transport or reference that is not built, not installed or fails is one\n"
+    "line on stderr; the others still run.\n"
     "\n"
-    "  --transport T   tcp (default) or shm: COHORT_TRANSPORTS for cohort, the\n"
-    "                  matching BTL (tcp / vader) for Open MPI\n"
-    "  --sizes LIST    message sizes, e.g. 0,8,1K,1M (default 0 and 1 B .. 64 MiB\n"
-    "                  by powers of two)\n"
-    "  --iters N       round trips per repetition for small messages (default\n"
-    "                  1000); large messages use fewer\n"
-    "  --reps R        repetitions per size, the median is reported (default 5)\n"
-    "  --csv FILE      also write system,transport,size,metric,value rows\n"
-    "  --no-mpi        measure cohort only\n";
+    "  --transport LIST  all (default: every transport above; those not built in\n"
+    "                    this cohort are reported and skipped), or some of shm,\n"
+    "                    tcp, ofi, ucx, ofi:PROV, ucx:TLS, comma-separated\n"
+    "  --ofi-provider P  libfabric provider for 'ofi' (repeatable; default\n"
+    "                    'tcp;ofi_rxm' and 'shm')\n"
+    "  --ucx-tls T       UCX_TLS for 'ucx' (repeatable; default 'tcp' and 'posix')\n"
+    "  --sizes LIST      message sizes, e.g. 0,8,1K,1M (default 0 and 1 B .. 16 MiB\n"
+    "                    by powers of four)\n"
+    "  --iters N         round trips per repetition up to 64 KiB (default 1000);\n"
+    "                    larger messages use proportionally fewer (at least 3)\n"
+    "  --reps R          repetitions per size, the median is reported (default 3)\n"
+    "  --csv FILE        also write system,transport,size,metric,value rows\n"
+    "  --plot FILE.png   draw latency and bandwidth against size with gnuplot\n"
+    "                    (bench/plot_pingpong.gp; skipped with a note without it)\n"
+    "  --no-mpi          no Open MPI references\n"
+    "  --no-ref          no references at all: cohort only\n"
+    "  --timeout S       give up on a measurement that reports nothing new for S\n"
+    "                    seconds (default 60)\n"
+    "  --from-csv FILE   measure nothing: show the table (and plot) of a CSV\n";
 
 namespace {
 
+using Clock = std::chrono::steady_clock;
+
+const std::vector<std::string> kDefaultOfiProviders = {"tcp;ofi_rxm", "shm"};
+const std::vector<std::string> kDefaultUcxTls = {"tcp", "posix"};
+
 struct BenchArgs {
-  std::string transport = "tcp";
   std::vector<std::size_t> sizes;
   long iters = 1000;
-  long reps = 5;
+  long reps = 3;
+  std::chrono::seconds timeout{60};  // without progress
 };
 
+// The same rule as bench/pingpong.cpp and bench/mpi/pingpong_mpi.c: fewer round
+// trips for big messages, so that every size takes similar time.
+long iters_for(std::size_t size, long base) {
+  if (size <= 65536) return base;
+  return std::max(3L, static_cast<long>(static_cast<double>(base) * 65536.0 / size));
+}
+
+std::string join(const std::vector<std::string>& v, const char* sep = " ") {
+  std::string out;
+  for (const std::string& s : v) out += (out.empty() ? "" : sep) + s;
+  return out;
+}
+
+// For the printed commands: NAME=a;b -> NAME='a;b', as a shell would need it.
+std::string shell_word(const std::string& w) {
+  if (w.find_first_of(" ;&|<>()$*?'\"") == std::string::npos) return w;
+  auto eq = w.find('=');
+  std::string head = eq == std::string::npos ? "" : w.substr(0, eq + 1);
+  return head + "'" + w.substr(head.size()) + "'";
+}
+
+std::string sizes_arg(const BenchArgs& b) {
+  std::vector<std::string> s;
+  for (std::size_t v : b.sizes) s.push_back(std::to_string(v));
+  return join(s, ",");
+}
+
 std::vector<std::string> program_args(const BenchArgs& b) {
-  std::string sizes;
-  for (std::size_t s : b.sizes) sizes += (sizes.empty() ? "" : ",") + std::to_string(s);
-  std::vector<std::string> a = {"--iters", std::to_string(b.iters), "--reps",
-                                std::to_string(b.reps)};
-  if (!sizes.empty()) a.insert(a.end(), {"--sizes", sizes});
-  return a;
+  return {"--sizes", sizes_arg(b), "--iters", std::to_string(b.iters), "--reps",
+          std::to_string(b.reps)};
 }
 
-// Run bench_pingpong as a 2-task job; rank 0's result lines are the data.
-Result<PingpongSeries> run_cohort(const Globals& g, bool private_vm, const BenchArgs& b) {
-  std::string program = self_dir() + "/bench_pingpong";
-  if (::access(program.c_str(), X_OK) != 0)
-    return Status(Errc::kNotFound, program + " is missing; build the target bench_pingpong");
-  std::unique_ptr<PrivateVm> vm;
-  std::unique_ptr<Session> s;
-  if (!private_vm) s = connect_tool(g);
-  if (!s) {
-    COHORT_ASSIGN_OR_RETURN(vm, PrivateVm::start());
-    s = std::make_unique<Session>(vm->session_options());
+// ---- the plan -----------------------------------------------------------------------
+
+enum class RefKind { kOpenMpi, kFiPingpong, kUcxPerftest };
+
+struct Reference {
+  RefKind kind;
+  std::string path;  // openmpi: tcp | vader | ucx; fi_pingpong: provider; ucx_perftest: UCX_TLS
+  std::string tls;   // openmpi over ucx: UCX_TLS
+};
+
+struct Step {
+  std::string label;       // the transport column: tcp, shm, ofi:PROV, ucx:TLS
+  std::string transport;   // what COHORT_TRANSPORTS names, and what the tasks must report
+  std::vector<std::string> env;
+  std::vector<Reference> refs;
+};
+
+const char* system_name(RefKind k) {
+  switch (k) {
+    case RefKind::kOpenMpi: return "openmpi";
+    case RefKind::kFiPingpong: return "fi_pingpong";
+    case RefKind::kUcxPerftest: return "ucx_perftest";
   }
-  JobSpec spec;
-  spec.program = program;
-  spec.args = program_args(b);
-  spec.count = 2;
-  spec.env = {std::string(env::kTransports) + "=" + b.transport};
-  PingpongSeries series;
-  Job job(*s, [&](int rank, OutputStream stream, std::string_view line) {
-    if (rank == 0 && stream == OutputStream::kStdout) {
-      if (auto pt = parse_pingpong_line(line)) {
-        series[pt->size] = *pt;
-        return;
-      }
-      if (!line.empty() && line[0] == '#') return;
+  return "?";
+}
+
+// Commas would split the CSV column: "posix,cma" is labelled "ucx:posix+cma".
+std::string label_safe(std::string s) {
+  for (char& c : s)
+    if (c == ',') c = '+';
+  return s;
+}
+
+Step make_step(const std::string& transport, const std::string& detail, bool mpi, bool ref) {
+  Step s;
+  s.transport = transport;
+  s.label = detail.empty() ? transport : transport + ":" + label_safe(detail);
+  s.env = {std::string(env::kTransports) + "=" + transport};
+  if (transport == "shm") {
+    if (mpi && ref) s.refs.push_back({RefKind::kOpenMpi, "vader", ""});
+  } else if (transport == "tcp") {
+    if (mpi && ref) s.refs.push_back({RefKind::kOpenMpi, "tcp", ""});
+  } else if (transport == "ofi") {
+    s.env.push_back("COHORT_OFI_PROVIDER=" + detail);
+    if (ref) s.refs.push_back({RefKind::kFiPingpong, detail, ""});
+  } else if (transport == "ucx") {
+    s.env.push_back("UCX_TLS=" + detail);
+    if (mpi && ref) s.refs.push_back({RefKind::kOpenMpi, "ucx", detail});
+    if (ref) s.refs.push_back({RefKind::kUcxPerftest, detail, ""});
+  }
+  return s;
+}
+
+Result<std::vector<Step>> plan(const std::string& spec, std::vector<std::string> ofi,
+                               std::vector<std::string> ucx, bool mpi, bool ref) {
+  if (ofi.empty()) ofi = kDefaultOfiProviders;
+  if (ucx.empty()) ucx = kDefaultUcxTls;
+  std::vector<std::string> items = split_commas(spec);
+  if (items.empty() || (items.size() == 1 && items[0] == "all")) items = {"shm", "tcp", "ofi", "ucx"};
+  std::vector<Step> steps;
+  for (const std::string& item : items) {
+    auto colon = item.find(':');
+    std::string t = item.substr(0, colon);
+    std::string detail = colon == std::string::npos ? "" : item.substr(colon + 1);
+    bool known = t == "shm" || t == "tcp" || t == "ofi" || t == "ucx";
+    if (!known || ((t == "shm" || t == "tcp") && colon != std::string::npos) ||
+        (colon != std::string::npos && detail.empty()))
+      return Status(Errc::kInvalidArgument,
+                    "cohort bench --transport: '" + item +
+                        "' is not one of all, shm, tcp, ofi, ucx, ofi:PROVIDER, ucx:TLS");
+    if (t == "ofi" && detail.empty()) {
+      for (const std::string& p : ofi) steps.push_back(make_step(t, p, mpi, ref));
+    } else if (t == "ucx" && detail.empty()) {
+      for (const std::string& tls : ucx) steps.push_back(make_step(t, tls, mpi, ref));
+    } else {
+      steps.push_back(make_step(t, detail, mpi, ref));
     }
-    char prefix[16];
-    std::snprintf(prefix, sizeof prefix, "[%d] ", rank);
-    write_line(2, prefix, line);
-  });
-  Status st = job.start(spec);
-  int sig = 0;
-  if (st.is_ok()) {
-    job.wait(&sig);
-    if (sig != 0) job.terminate(std::chrono::seconds(2));
   }
-  if (vm) vm->stop(s.get());
-  if (!st.is_ok()) return st;
-  if (sig != 0) return Status(Errc::kCanceled, "interrupted by " + signal_name(sig));
-  for (const TaskEnd& e : job.ends())
-    if (e.exit_code != 0 || e.signal != 0)
-      return Status(Errc::kInternal, "the cohort pingpong task (rank " + std::to_string(e.rank) +
-                                         ") failed: exit status " + std::to_string(e.exit_code) +
-                                         (e.signal ? ", " + signal_name(e.signal) : ""));
-  return series;
+  return steps;
 }
 
-// Run the Open MPI reference program under mpirun and parse its stdout.
-Result<PingpongSeries> run_mpi(const BenchArgs& b) {
-  std::string program = self_dir() + "/bench_pingpong_mpi";
-  if (::access(program.c_str(), X_OK) != 0)
-    return Status(Errc::kNotFound, program +
-                                       " was not built (CMake did not find Open MPI); install "
-                                       "libopenmpi-dev and reconfigure");
-  std::string mpirun = find_in_path("mpirun");
-  if (mpirun.empty()) return Status(Errc::kNotFound, "mpirun is not in PATH");
-  std::vector<std::string> argv = {mpirun, "-n", "2", "--oversubscribe"};
-  if (::geteuid() == 0) argv.push_back("--allow-run-as-root");
-  // pml ob1 makes Open MPI use the BTL we name; its UCX PML would pick shared memory.
-  std::string btl = b.transport == "shm" ? "vader,self" : "tcp,self";
-  argv.insert(argv.end(), {"--mca", "pml", "ob1", "--mca", "btl", btl, program});
-  for (const std::string& a : program_args(b)) argv.push_back(a);
+// ---- running helper programs --------------------------------------------------------
 
-  ChildOptions o;  // stderr stays ours: mpirun's complaints are for the user to see
+// The line of a failed program's output that best says why: the first that
+// looks like an error, else the last non-empty one.
+std::string why(const std::vector<std::string>& lines) {
+  for (const std::string& l : lines)
+    for (const char* word : {"rror", "ERROR", "failed", "cannot", "not ", "No "})
+      if (l.find(word) != std::string::npos) return l.substr(0, 300);
+  for (auto it = lines.rbegin(); it != lines.rend(); ++it)
+    if (it->find_first_not_of(" -=*") != std::string::npos) return it->substr(0, 300);
+  return "no output";
+}
+
+void stop_child(pid_t pid) {
+  ::kill(pid, SIGTERM);
+  if (wait_child(pid, std::chrono::seconds(5)).is_ok()) return;
+  ::kill(pid, SIGKILL);
+  (void)wait_child(pid, std::chrono::seconds(5));
+}
+
+// Run argv to completion (stdout and stderr together) and hand each line to
+// `on_line`; all lines end up in *lines. Fails on a non-zero exit, a stop
+// signal, or when the program prints nothing for `stall`.
+Status run_program(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                   std::chrono::seconds stall, std::vector<std::string>* lines,
+                   const std::function<void(const std::string&)>& on_line = {}) {
+  ChildOptions o;
+  o.merge_stderr = true;
+  o.search_path = true;
+  o.die_with_parent = true;
+  o.env = env;
   COHORT_ASSIGN_OR_RETURN(Child c, start_child(argv, o));
   LineReader reader(c.out.get());
-  PingpongSeries series;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(20);
+  auto deadline = Clock::now() + stall;
   for (;;) {
     if (int sig = stop_signal()) {
-      ::kill(c.pid, SIGTERM);
-      (void)wait_child(c.pid, std::chrono::seconds(5));
+      stop_child(c.pid);
       return Status(Errc::kCanceled, "interrupted by " + signal_name(sig));
     }
-    if (std::chrono::steady_clock::now() > deadline) {
-      ::kill(c.pid, SIGTERM);
-      (void)wait_child(c.pid, std::chrono::seconds(5));
-      return Status(Errc::kTimeout, "mpirun ran for 20 minutes; stopped it");
+    if (Clock::now() > deadline) {
+      stop_child(c.pid);
+      return Status(Errc::kTimeout, argv[0] + " printed nothing for " +
+                                        std::to_string(stall.count()) +
+                                        " s (--timeout); stopped it");
     }
     auto line = reader.next(std::chrono::milliseconds(200));
     if (line) {
-      if (auto pt = parse_pingpong_line(line.value())) series[pt->size] = *pt;
+      deadline = Clock::now() + stall;
+      if (on_line) on_line(line.value());
+      lines->push_back(std::move(line).value());
       continue;
     }
     if (line.status() == Errc::kPeerLost) break;
   }
-  COHORT_ASSIGN_OR_RETURN(int status, wait_child(c.pid, std::chrono::seconds(30)));
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    return Status(Errc::kInternal, "mpirun " + describe_wait_status(status));
-  return series;
+  auto status = wait_child(c.pid, std::chrono::seconds(30));
+  if (!status) {
+    stop_child(c.pid);
+    return Status(Errc::kTimeout, argv[0] + " closed its output but did not exit");
+  }
+  if (!WIFEXITED(status.value()) || WEXITSTATUS(status.value()) != 0)
+    return Status(Errc::kInternal, argv[0] + " " + describe_wait_status(status.value()) + ": " +
+                                       why(*lines));
+  return Status();
+}
+
+// A TCP port nobody listens on now (the tools take their control port as an argument).
+Result<int> free_port() {
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (fd.get() < 0) return errno_status(Errc::kIoError, "socket", errno);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&a), &len) != 0)
+    return errno_status(Errc::kIoError, "bind(127.0.0.1:0)", errno);
+  return static_cast<int>(ntohs(a.sin_port));
+}
+
+// Whether some socket listens on TCP `port` (read from /proc, so that the
+// server's single accept() is not spent on a probe).
+bool listening(int port) {
+  char want[8];
+  std::snprintf(want, sizeof want, ":%04X", port);
+  for (const char* file : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream in(file);
+    std::string sl, local, remote, state;
+    std::string rest;
+    std::getline(in, rest);  // header
+    while (in >> sl >> local >> remote >> state) {
+      std::getline(in, rest);
+      if (state == "0A" && local.size() > 5 && local.compare(local.size() - 5, 5, want) == 0)
+        return true;
+    }
+  }
+  return false;
+}
+
+// A server for a client/server tool: started, and known to listen on `port`.
+class ToolServer {
+ public:
+  ~ToolServer() {
+    if (c_.pid > 0) stop_child(c_.pid);
+  }
+  Status start(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+               int port) {
+    ChildOptions o;
+    o.merge_stderr = true;
+    o.search_path = true;
+    o.die_with_parent = true;
+    o.env = env;
+    COHORT_ASSIGN_OR_RETURN(c_, start_child(argv, o));
+    reader_ = std::make_unique<LineReader>(c_.out.get());
+    auto deadline = Clock::now() + std::chrono::seconds(30);
+    while (!listening(port)) {
+      drain();
+      if (eof_ || Clock::now() > deadline || stop_signal()) {
+        stop_child(c_.pid);
+        c_.pid = -1;
+        return Status(Errc::kInternal, argv[0] + " (server) did not start listening: " +
+                                           why(lines_));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return Status();
+  }
+  // After the client is done: the server should end by itself; make sure.
+  void finish() {
+    if (c_.pid <= 0) return;
+    auto deadline = Clock::now() + std::chrono::seconds(5);
+    while (!eof_ && Clock::now() < deadline) {
+      auto line = reader_->next(std::chrono::milliseconds(100));
+      if (line) lines_.push_back(std::move(line).value());
+      else if (line.status() == Errc::kPeerLost) eof_ = true;
+    }
+    if (eof_ && wait_child(c_.pid, std::chrono::seconds(2)).is_ok()) {
+      c_.pid = -1;
+      return;
+    }
+    stop_child(c_.pid);
+    c_.pid = -1;
+  }
+
+ private:
+  void drain() {
+    for (;;) {
+      auto line = reader_->next(std::chrono::milliseconds(0));
+      if (line) lines_.push_back(std::move(line).value());
+      else {
+        if (line.status() == Errc::kPeerLost) eof_ = true;
+        return;
+      }
+    }
+  }
+  Child c_;
+  std::unique_ptr<LineReader> reader_;
+  std::vector<std::string> lines_;
+  bool eof_ = false;
+};
+
+// ---- cohort -------------------------------------------------------------------------
+
+// The VM the cohort pingpongs run in: the running one, else a private one
+// started on first use and stopped at the end of the benchmark.
+class CohortVm {
+ public:
+  CohortVm(const Globals& g, bool private_vm) : g_(g), private_(private_vm) {}
+  ~CohortVm() {
+    if (vm_) vm_->stop(session_.get());
+  }
+  Result<Session*> session() {
+    if (session_) return session_.get();
+    if (!private_) session_ = connect_tool(g_);
+    if (!session_) {
+      COHORT_ASSIGN_OR_RETURN(vm_, PrivateVm::start());
+      session_ = std::make_unique<Session>(vm_->session_options());
+    }
+    return session_.get();
+  }
+
+ private:
+  Globals g_;
+  bool private_;
+  std::unique_ptr<PrivateVm> vm_;
+  std::unique_ptr<Session> session_;
+};
+
+Status run_cohort(CohortVm& vm, const Step& step, const BenchArgs& b, PingpongSeries* out,
+                  std::string* method) {
+  std::string program = self_dir() + "/bench_pingpong";
+  if (::access(program.c_str(), X_OK) != 0)
+    return Status(Errc::kNotFound, program + " is missing; build the target bench_pingpong");
+  std::vector<std::string> env_words;
+  for (const std::string& e : step.env) env_words.push_back(shell_word(e));
+  *method = join(env_words) + " cohort run -n 2 bench_pingpong " + join(program_args(b));
+  JobSpec spec;
+  spec.program = program;
+  spec.args = program_args(b);
+  spec.count = 2;
+  spec.env = step.env;
+  std::string used;
+  std::vector<std::string> complaints;
+  auto deadline = Clock::now() + b.timeout;  // moved on by every result line
+  try {
+    COHORT_ASSIGN_OR_RETURN(Session * s, vm.session());
+    Job job(*s, [&](int rank, OutputStream stream, std::string_view line) {
+      if (rank == 0 && stream == OutputStream::kStdout) {
+        if (auto pt = parse_pingpong_line(line)) {
+          (*out)[pt->size] = *pt;
+          deadline = Clock::now() + b.timeout;
+          return;
+        }
+        if (auto t = parse_pingpong_transport(line)) used = *t;
+        if (!line.empty() && line[0] == '#') return;
+      }
+      complaints.push_back("[" + std::to_string(rank) + "] " + std::string(line));
+    });
+    COHORT_RETURN_IF_ERROR(job.start(spec));
+    deadline = Clock::now() + b.timeout;
+    while (!job.wait_for(std::chrono::milliseconds(200))) {
+      if (int sig = stop_signal()) {
+        job.terminate(std::chrono::seconds(2));
+        return Status(Errc::kCanceled, "interrupted by " + signal_name(sig));
+      }
+      if (Clock::now() > deadline) {
+        job.terminate(std::chrono::seconds(2));
+        return Status(Errc::kTimeout, "the cohort pingpong reported nothing for " +
+                                          std::to_string(b.timeout.count()) +
+                                          " s (--timeout); stopped it");
+      }
+    }
+    for (const TaskEnd& e : job.ends())
+      if (e.exit_code != 0 || e.signal != 0)
+        return Status(Errc::kInternal,
+                      "rank " + std::to_string(e.rank) +
+                          (e.signal ? " killed by " + signal_name(e.signal)
+                                    : " exited with status " + std::to_string(e.exit_code)) +
+                          (complaints.empty() ? "" : ": " + complaints.front()));
+  } catch (const Error& e) {
+    return Status(e.errc(), e.what());
+  }
+  for (const std::string& c : complaints) std::fprintf(stderr, "cohort bench:   %s\n", c.c_str());
+  // A transport that COHORT_TRANSPORTS does not force (yet) would put another
+  // transport's figures under this label: refuse them.
+  if (used != step.transport) {
+    out->clear();
+    return Status(Errc::kUnsupported, "the tasks used '" + (used.empty() ? "?" : used) +
+                                          "' although " + step.env.front() + " was set");
+  }
+  return Status();
+}
+
+// ---- the references -----------------------------------------------------------------
+
+Status run_openmpi(const Reference& r, const BenchArgs& b, PingpongSeries* out,
+                   std::string* method) {
+  std::string program = self_dir() + "/bench_pingpong_mpi";
+  if (::access(program.c_str(), X_OK) != 0)
+    return Status(Errc::kNotFound, "bench_pingpong_mpi was not built (CMake did not find Open "
+                                   "MPI); install libopenmpi-dev and reconfigure");
+  std::string mpirun = find_in_path("mpirun");
+  if (mpirun.empty()) return Status(Errc::kNotFound, "mpirun is not in PATH (apt-get install openmpi-bin)");
+  // Unbound, like the cohort tasks and the fabric tools: mpirun would pin each
+  // rank to a core, which on a small shared machine changes the contest.
+  std::vector<std::string> argv = {"mpirun", "-n", "2", "--oversubscribe", "--bind-to", "none"};
+  if (::geteuid() == 0) argv.push_back("--allow-run-as-root");
+  // pml ob1 makes Open MPI use the BTL we name; its UCX PML would pick its own path.
+  if (r.path == "tcp") {
+    argv.insert(argv.end(), {"--mca", "pml", "ob1", "--mca", "btl", "tcp,self"});
+  } else if (r.path == "vader") {
+    // CMA (process_vm_readv) is vader's single-copy default where permitted;
+    // asking for it makes a refusal an error instead of a silent fallback.
+    argv.insert(argv.end(), {"--mca", "pml", "ob1", "--mca", "btl", "vader,self", "--mca",
+                             "btl_vader_single_copy_mechanism", "cma"});
+  } else {
+    // Open MPI 4.1 keeps pml ucx for Mellanox devices unless told otherwise.
+    argv.insert(argv.end(), {"--mca", "pml", "ucx", "--mca", "pml_ucx_tls", "any", "--mca",
+                             "pml_ucx_devices", "any", "-x", "UCX_TLS=" + r.tls});
+  }
+  std::vector<std::string> words;
+  for (const std::string& a : argv) words.push_back(shell_word(a));
+  *method = join(words) + " bench_pingpong_mpi " + join(program_args(b));
+  argv[0] = mpirun;
+  argv.push_back(program);
+  for (const std::string& a : program_args(b)) argv.push_back(a);
+  std::vector<std::string> lines;
+  return run_program(argv, {}, b.timeout, &lines, [&](const std::string& l) {
+    if (auto pt = parse_pingpong_line(l)) (*out)[pt->size] = *pt;
+  });
+}
+
+// fi_pingpong times its first transfer with the connection set-up of ofi_rxm
+// (about 20-50 ms here) and has no warm-up. So each size runs twice, with 1 and
+// with n + 1 round trips, and the difference is n round trips.
+Status run_fi_pingpong(const Reference& r, const BenchArgs& b, PingpongSeries* out,
+                       std::string* method) {
+  if (find_in_path("fi_pingpong").empty())
+    return Status(Errc::kNotFound, "fi_pingpong is not in PATH (apt-get install libfabric-bin)");
+  *method = "fi_pingpong -p '" + r.path +
+            "' -e rdm -S SIZE -I N -B PORT (server; the client has -P PORT 127.0.0.1), per "
+            "size with N = 1 and N = 1 + ITERS*R; latency = the difference / 2 (ITERS*R)";
+  auto total_us = [&](std::size_t size, long n) -> Result<double> {
+    COHORT_ASSIGN_OR_RETURN(int port, free_port());
+    std::vector<std::string> common = {"-p", r.path, "-e", "rdm", "-S", std::to_string(size),
+                                       "-I", std::to_string(n)};
+    std::vector<std::string> server = {"fi_pingpong", "-B", std::to_string(port)};
+    server.insert(server.end(), common.begin(), common.end());
+    std::vector<std::string> client = {"fi_pingpong", "-P", std::to_string(port)};
+    client.insert(client.end(), common.begin(), common.end());
+    client.push_back("127.0.0.1");
+    ToolServer srv;
+    COHORT_RETURN_IF_ERROR(srv.start(server, {}, port));
+    std::vector<std::string> lines;
+    std::optional<double> usec;
+    Status st = run_program(client, {}, b.timeout, &lines,
+                            [&](const std::string& l) {
+                              if (auto u = parse_fi_pingpong_line(l)) usec = *u;
+                            });
+    srv.finish();
+    COHORT_RETURN_IF_ERROR(st);
+    if (!usec) return Status(Errc::kProtocolError, "no result line from fi_pingpong: " + why(lines));
+    return *usec * 2.0 * static_cast<double>(n);  // usec/xfer counts both directions
+  };
+  for (std::size_t size : b.sizes) {
+    const long n = iters_for(size, b.iters) * b.reps;
+    COHORT_ASSIGN_OR_RETURN(double once, total_us(size, 1));
+    COHORT_ASSIGN_OR_RETURN(double all, total_us(size, n + 1));
+    if (all <= once) continue;  // set-up varied more than n round trips took: no figure
+    PingpongPoint pt;
+    pt.size = size;
+    pt.iters = n;
+    pt.latency_us = (all - once) / (2.0 * static_cast<double>(n));
+    pt.bandwidth_mbps = static_cast<double>(size) / pt.latency_us;
+    (*out)[size] = pt;
+  }
+  return Status();
+}
+
+// ucx_perftest runs a batch file: a warm-up test, then R repetitions of tag_lat
+// per size; the median of the repetitions' means, as in our programs.
+Status run_ucx_perftest(const Reference& r, const BenchArgs& b, PingpongSeries* out,
+                        std::string* method) {
+  if (find_in_path("ucx_perftest").empty())
+    return Status(Errc::kNotFound, "ucx_perftest is not in PATH (apt-get install ucx-utils)");
+  char path[] = "/tmp/cohort-bench-ucx-XXXXXX";
+  int fd = ::mkstemp(path);
+  if (fd < 0) return errno_status(Errc::kIoError, "mkstemp(/tmp/cohort-bench-ucx-*)", errno);
+  ::close(fd);
+  struct Unlink {
+    const char* p;
+    ~Unlink() { ::unlink(p); }
+  } unlink_batch{path};
+  {
+    std::ofstream batch(path);
+    batch << "warmup -t tag_lat -s 8 -n 1000 -w 100\n";
+    for (std::size_t size : b.sizes) {
+      const long n = iters_for(size, b.iters);
+      for (long rep = 0; rep < b.reps; ++rep)
+        batch << "s" << size << " -t tag_lat -s " << size << " -n " << n << " -w "
+              << std::max(1L, n / 10) << "\n";
+    }
+    if (!batch) return Status(Errc::kIoError, std::string("cannot write ") + path);
+  }
+  COHORT_ASSIGN_OR_RETURN(int port, free_port());
+  std::vector<std::string> env = {"UCX_TLS=" + r.path};
+  std::vector<std::string> server = {"ucx_perftest", "-p", std::to_string(port), "-b", path,
+                                     "-f", "-v"};
+  std::vector<std::string> client = {"ucx_perftest", "127.0.0.1", "-p", std::to_string(port),
+                                     "-b", path, "-f", "-v"};
+  *method = shell_word("UCX_TLS=" + r.path) +
+            " ucx_perftest -p PORT -b BATCH -f -v (server; the client adds 127.0.0.1), BATCH: "
+            "per size R lines '-t tag_lat -s SIZE -n ITERS -w ITERS/10'; median of the "
+            "overall means";
+  ToolServer srv;
+  COHORT_RETURN_IF_ERROR(srv.start(server, env, port));
+  std::map<std::size_t, std::vector<double>> reps;
+  std::vector<std::string> lines;
+  Status st = run_program(client, env, b.timeout, &lines, [&](const std::string& l) {
+    auto row = parse_ucx_perftest_line(l);
+    if (!row || row->label.size() < 2 || row->label[0] != 's') return;
+    reps[std::strtoull(row->label.c_str() + 1, nullptr, 10)].push_back(row->overall_lat_us);
+  });
+  srv.finish();
+  for (auto& [size, v] : reps) {
+    PingpongPoint pt;
+    pt.size = size;
+    pt.iters = iters_for(size, b.iters);
+    pt.latency_us = median(v);
+    pt.bandwidth_mbps = static_cast<double>(size) / pt.latency_us;
+    (*out)[size] = pt;
+  }
+  return st;
+}
+
+// ---- the report ---------------------------------------------------------------------
+
+double load_average() {
+  double l = -1;
+  if (std::FILE* f = std::fopen("/proc/loadavg", "r")) {
+    if (std::fscanf(f, "%lf", &l) != 1) l = -1;
+    std::fclose(f);
+  }
+  return l;
+}
+
+std::string plot_title(double load_before, double load_after) {
+  char host[256] = "?";
+  (void)::gethostname(host, sizeof host - 1);
+  char when[32] = "";
+  std::time_t now = std::time(nullptr);
+  std::strftime(when, sizeof when, "%Y-%m-%d %H:%M", std::localtime(&now));
+  char buf[512];
+  std::snprintf(buf, sizeof buf,
+                "cohort bench pingpong on %s, %s (%ld CPUs, load average %.2f before, %.2f after)",
+                host, when, ::sysconf(_SC_NPROCESSORS_ONLN), load_before, load_after);
+  return buf;
+}
+
+// Table, CSV, plot: the same for a fresh run and for --from-csv.
+int report(const BenchResults& results, const std::string& csv, const std::string& png,
+           const std::string& title) {
+  print_comparison(stdout, results);
+  std::fflush(stdout);
+  if (!csv.empty()) {
+    Status st = write_csv(csv, results);
+    if (!st.is_ok()) {
+      std::fprintf(stderr, "cohort bench: %s\n", st.message().c_str());
+      return kExitFailure;
+    }
+    std::fprintf(stderr, "cohort bench: wrote %s\n", csv.c_str());
+  }
+  if (png.empty()) return kExitOk;
+  std::string data = csv;
+  char tmp[] = "/tmp/cohort-bench-XXXXXX.csv";
+  if (data.empty()) {
+    int fd = ::mkstemps(tmp, 4);
+    if (fd < 0) {
+      std::fprintf(stderr, "cohort bench: --plot: mkstemps: %s\n", std::strerror(errno));
+      return kExitFailure;
+    }
+    ::close(fd);
+    data = tmp;
+    if (Status st = write_csv(data, results); !st.is_ok()) {
+      std::fprintf(stderr, "cohort bench: %s\n", st.message().c_str());
+      ::unlink(tmp);
+      return kExitFailure;
+    }
+  }
+  // A missing gnuplot is a note (the CSV holds everything); a failing one an error.
+  Status st = plot_csv(data, png, title);
+  if (csv.empty()) ::unlink(tmp);
+  if (st == Errc::kUnsupported) {
+    std::fprintf(stderr, "cohort bench: --plot: %s; no plot drawn\n", st.message().c_str());
+    return kExitOk;
+  }
+  if (!st.is_ok()) {
+    std::fprintf(stderr, "cohort bench: --plot: %s\n", st.message().c_str());
+    return kExitFailure;
+  }
+  std::fprintf(stderr, "cohort bench: drew %s\n", png.c_str());
+  return kExitOk;
 }
 
 }  // namespace
 
 int cmd_bench(const Globals& globals, const std::vector<std::string>& args) {
   Globals g = globals;
-  bool help = false, no_mpi = false, private_vm = false;
+  bool help = false, no_mpi = false, no_ref = false, private_vm = false;
   BenchArgs b;
-  std::string sizes_text, iters_text = "1000", reps_text = "5", csv;
+  std::string transports = "all", sizes_text, iters_text = "1000", reps_text = "3";
+  std::string timeout_text = "60", csv, png, from_csv;
+  std::vector<std::string> ofi_providers, ucx_tls;
   Parser p("cohort bench");
   add_global_options(p, g, &help);
-  p.option({"--transport"}, &b.transport);
+  p.option({"--transport"}, &transports);
   p.option({"--sizes"}, &sizes_text);
   p.option({"--iters"}, &iters_text);
   p.option({"--reps"}, &reps_text);
+  p.option({"--timeout"}, &timeout_text);
   p.option({"--csv"}, &csv);
+  p.option({"--plot"}, &png);
+  p.option({"--from-csv"}, &from_csv);
+  p.multi({"--ofi-provider"}, &ofi_providers);
+  p.multi({"--ucx-tls"}, &ucx_tls);
   p.flag({"--no-mpi"}, &no_mpi);
+  p.flag({"--no-ref"}, &no_ref);
   p.flag({"--private"}, &private_vm);
   auto rest = p.parse(args);
   if (!rest) return usage_error(rest.status().message(), kBenchUsage);
@@ -172,51 +698,100 @@ int cmd_bench(const Globals& globals, const std::vector<std::string>& args) {
                                      : "cohort bench: no benchmark '" + rest->front() +
                                            "'; there is: pingpong",
                        kBenchUsage);
-  if (b.transport != "tcp" && b.transport != "shm")
-    return usage_error("cohort bench: --transport is tcp or shm, not '" + b.transport + "'",
-                       kBenchUsage);
+  if (!from_csv.empty()) {
+    auto results = read_csv(from_csv);
+    if (!results) {
+      std::fprintf(stderr, "cohort bench: %s\n", results.status().message().c_str());
+      return kExitFailure;
+    }
+    return report(results.value(), csv, png, "cohort bench pingpong: " + from_csv);
+  }
+  auto steps = plan(transports, ofi_providers, ucx_tls, !no_mpi, !no_ref);
+  if (!steps) return usage_error(steps.status().message(), kBenchUsage);
   for (const std::string& item : split_commas(sizes_text)) {
     auto sz = parse_size(item);
     if (!sz) return usage_error("cohort bench --sizes: " + sz.status().message(), kBenchUsage);
+    if (sz.value() > (1u << 30))
+      return usage_error("cohort bench --sizes: " + item + " is over 1 GiB", kBenchUsage);
     b.sizes.push_back(sz.value());
+  }
+  if (b.sizes.empty()) {
+    b.sizes.push_back(0);
+    for (std::size_t s = 1; s <= (16u << 20); s *= 4) b.sizes.push_back(s);
   }
   auto iters = parse_int(iters_text, "cohort bench --iters", 1, 100000000);
   auto reps = parse_int(reps_text, "cohort bench --reps", 1, 1000);
+  auto timeout = parse_int(timeout_text, "cohort bench --timeout", 1, 86400);
   if (!iters) return usage_error(iters.status().message(), kBenchUsage);
   if (!reps) return usage_error(reps.status().message(), kBenchUsage);
+  if (!timeout) return usage_error(timeout.status().message(), kBenchUsage);
   b.iters = iters.value();
   b.reps = reps.value();
+  b.timeout = std::chrono::seconds(timeout.value());
 
   install_stop_handlers();
-  std::fprintf(stderr, "cohort bench: pingpong over cohort (%s, 2 tasks)...\n",
-               b.transport.c_str());
-  auto cohort_series = run_cohort(g, private_vm, b);
-  if (!cohort_series) {
-    std::fprintf(stderr, "cohort bench: %s\n", cohort_series.status().message().c_str());
-    return stop_signal() ? 128 + stop_signal() : kExitFailure;
-  }
-  PingpongSeries mpi_series;
-  if (no_mpi) {
-    std::fprintf(stderr, "cohort bench: --no-mpi: showing cohort only\n");
-  } else {
-    std::fprintf(stderr, "cohort bench: pingpong over Open MPI (btl %s)...\n",
-                 b.transport == "shm" ? "vader" : "tcp");
-    auto m = run_mpi(b);
-    if (m) mpi_series = std::move(m).value();
-    else if (stop_signal()) return 128 + stop_signal();
-    else std::fprintf(stderr, "cohort bench: no Open MPI figures: %s; showing cohort only\n",
-                      m.status().message().c_str());
-  }
-  print_comparison(stdout, *cohort_series, mpi_series);
-  if (!csv.empty()) {
-    Status st = write_csv(csv, b.transport, *cohort_series, mpi_series);
-    if (!st.is_ok()) {
-      std::fprintf(stderr, "cohort bench: %s\n", st.message().c_str());
-      return kExitFailure;
+  const double load_before = load_average();
+  std::size_t total = 0, done = 0;
+  for (const Step& s : *steps) total += 1 + s.refs.size();
+  BenchResults results;
+  CohortVm vm(g, private_vm);
+  auto measure = [&](const char* system, const std::string& label,
+                     const std::function<Status(PingpongSeries*, std::string*)>& run) {
+    ++done;
+    std::fprintf(stderr, "cohort bench: [%zu/%zu] %s over %s...\n", done, total, system,
+                 label.c_str());
+    auto start = Clock::now();
+    BenchSeries s{system, label, "", {}};
+    Status st = run(&s.points, &s.method);
+    if (!st.is_ok() && !stop_signal())
+      std::fprintf(stderr, "cohort bench: [%zu/%zu] %s over %s: %s, %s\n", done, total, system,
+                   label.c_str(), s.points.empty() ? "skipped" : "incomplete",
+                   st.message().c_str());
+    else if (st.is_ok())
+      std::fprintf(stderr, "cohort bench: [%zu/%zu] %s over %s: %zu of %zu sizes in %.1f s\n",
+                   done, total, system, label.c_str(), s.points.size(), b.sizes.size(),
+                   std::chrono::duration<double>(Clock::now() - start).count());
+    if (!s.points.empty()) results.push_back(std::move(s));
+  };
+  for (const Step& step : *steps) {
+    if (stop_signal()) break;
+    measure("cohort", step.label, [&](PingpongSeries* out, std::string* method) {
+      return run_cohort(vm, step, b, out, method);
+    });
+    for (const Reference& r : step.refs) {
+      if (stop_signal()) break;
+      measure(system_name(r.kind), step.label, [&](PingpongSeries* out, std::string* method) {
+        switch (r.kind) {
+          case RefKind::kOpenMpi: return run_openmpi(r, b, out, method);
+          case RefKind::kFiPingpong: return run_fi_pingpong(r, b, out, method);
+          case RefKind::kUcxPerftest: return run_ucx_perftest(r, b, out, method);
+        }
+        return Status(Errc::kInternal, "unknown reference");
+      });
     }
-    std::fprintf(stderr, "cohort bench: wrote %s\n", csv.c_str());
   }
-  return kExitOk;
+  if (int sig = stop_signal()) {
+    std::fprintf(stderr, "cohort bench: interrupted by %s\n", signal_name(sig).c_str());
+    return 128 + sig;
+  }
+  const double load_after = load_average();
+  if (results.empty()) {
+    std::fprintf(stderr, "cohort bench: nothing could be measured\n");
+    return kExitFailure;
+  }
+  int rc = report(results, csv, png, plot_title(load_before, load_after));
+  std::printf("machine: %ld CPUs, load average %.2f before and %.2f after the run%s\n",
+              ::sysconf(_SC_NPROCESSORS_ONLN), load_before, load_after,
+              load_before > 0.5 || load_after > 0.5 ? " (other work was running: rough figures)"
+                                                    : "");
+  // References alone are no benchmark of cohort: that is a failure, for CI too.
+  bool any_cohort = std::any_of(results.begin(), results.end(),
+                                [](const BenchSeries& s) { return s.system == "cohort"; });
+  if (!any_cohort) {
+    std::fprintf(stderr, "cohort bench: cohort itself could not be measured over any transport\n");
+    return kExitFailure;
+  }
+  return rc;
 }
 
 }  // namespace cohort::cli

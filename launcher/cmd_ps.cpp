@@ -1,4 +1,5 @@
-// `cohort ps`: the tasks running in the VM, one line each.
+// `cohort ps`: the tasks running in the VM, one line each; with -t, the
+// transport each task uses to each of its peers, and why.
 #include <cstdio>
 #include <map>
 
@@ -7,23 +8,44 @@
 #include "launcher/vm.hpp"
 
 namespace cohort::cli {
+namespace {
+
+// One line per (task, peer): the task's own choice for its messages to the peer.
+int print_transports(Session& s, const std::vector<TaskInfo>& tasks, long long job) {
+  std::map<Tid, const TaskInfo*> by_tid;
+  for (const TaskInfo& ti : tasks)
+    if (job < 0 || ti.job == static_cast<std::uint32_t>(job)) by_tid[ti.tid] = &ti;
+  Table t({"TID", "PEER", "TRANSPORT", "REASON"});
+  for (const TransportChoice& c : s.transport_choices()) {
+    if (!by_tid.count(c.task)) continue;
+    t.add({format_tid(c.task), format_tid(c.peer), c.transport, c.reason});
+  }
+  t.print(stdout);
+  return kExitOk;
+}
+
+}  // namespace
 
 const char* const kPsUsage =
-    "usage: cohort ps [--vm NAME] [-j JOB]\n"
+    "usage: cohort ps [--vm NAME] [-j JOB] [-t]\n"
     "\n"
     "List the tasks running in the VM: task id (t<hex>, as PVM prints it; 'cohort\n"
     "kill' takes it as is), parent task, host, pid, job and rank in the job, and\n"
     "the program. Exited tasks are not listed.\n"
     "\n"
-    "  -j, --job JOB   only the tasks of this job\n";
+    "  -j, --job JOB      only the tasks of this job\n"
+    "  -t, --transports   for each task, each peer it sends to (or that connected\n"
+    "                     to it), the transport it uses and why: \"same host\",\n"
+    "                     \"different host\", \"forced by COHORT_TRANSPORTS=tcp\", ...\n";
 
 int cmd_ps(const Globals& globals, const std::vector<std::string>& args) {
   Globals g = globals;
-  bool help = false;
+  bool help = false, transports = false;
   std::string job_text;
   Parser p("cohort ps");
   add_global_options(p, g, &help);
   p.option({"-j", "--job"}, &job_text);
+  p.flag({"-t", "--transports"}, &transports);
   auto rest = p.parse(args);
   if (!rest) return usage_error(rest.status().message(), kPsUsage);
   if (help) return show_usage(kPsUsage);
@@ -42,6 +64,7 @@ int cmd_ps(const Globals& globals, const std::vector<std::string>& args) {
   for (const HostInfo& h : s->hosts()) host_names[h.index] = h.name;
 
   std::vector<TaskInfo> tasks = s->tasks();
+  if (transports) return print_transports(*s, tasks, job);
   Table t({"TID", "PARENT", "HOST", "PID", "JOB", "RANK", "COMMAND"},
           {false, false, false, true, true, true, false});
   for (const TaskInfo& ti : tasks) {

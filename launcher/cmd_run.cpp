@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <optional>
 
 #include "launcher/cli_args.hpp"
 #include "launcher/cli_format.hpp"
@@ -18,7 +19,7 @@ namespace cohort::cli {
 
 const char* const kRunUsage =
     "usage: cohort run [-n N] [--vm NAME] [--private] [--host HOST] [-x NAME[=VALUE]]...\n"
-    "                  PROGRAM [ARGS...]\n"
+    "                  [--bind-to core|numa|none|auto] PROGRAM [ARGS...]\n"
     "\n"
     "Start N tasks of PROGRAM as one job (ranks 0..N-1), print each line they\n"
     "write as '[RANK] line' (stdout to stdout, stderr to stderr), and wait for\n"
@@ -27,7 +28,15 @@ const char* const kRunUsage =
     "\n"
     "  -n, --np N        number of tasks (default 1)\n"
     "  --private         use a private VM even if one is running\n"
-    "  --host HOST       start every task on this host\n"
+    "  --host HOST       start every task on this host (h1,h2: spread over those)\n"
+    "  --map-by slot|host  spread over the VM's hosts: fill each host's slots, or one\n"
+    "                    per host in turn\n"
+    "  --per-host K      at most K tasks per host in each round\n"
+    "  --bind-to WHAT    pin each task to one core (core), one NUMA node (numa),\n"
+    "                    or nowhere (none); auto (the default, or $COHORT_BIND_TO)\n"
+    "                    binds to cores while a host's tasks do not outnumber its\n"
+    "                    cores. Tasks find theirs in $COHORT_BIND (\"core:3\");\n"
+    "                    'cohort hosts -v' shows the topology\n"
     "  -x NAME[=VALUE]   set NAME in the tasks' environment (to our value if no\n"
     "                    VALUE); with a private VM the tasks inherit ours anyway\n"
     "\n"
@@ -92,13 +101,17 @@ int summarize(const Job& job) {
 int cmd_run(const Globals& globals, const std::vector<std::string>& args) {
   Globals g = globals;
   bool help = false, private_vm = false;
-  std::string n_text = "1", host;
+  std::string n_text = "1", host, bind_text;
   std::vector<std::string> exports;
   Parser p("cohort run");
   add_global_options(p, g, &help);
   p.option({"-n", "--np"}, &n_text);
   p.flag({"--private"}, &private_vm);
   p.option({"--host"}, &host);
+  std::string map_by_text, per_host_text;
+  p.option({"--map-by"}, &map_by_text);
+  p.option({"--per-host"}, &per_host_text);
+  p.option({"--bind-to"}, &bind_text);
   p.multi({"-x"}, &exports);
   auto rest = p.parse(args, /*stop_at_positional=*/true);
   if (!rest) return usage_error(rest.status().message(), kRunUsage);
@@ -107,10 +120,29 @@ int cmd_run(const Globals& globals, const std::vector<std::string>& args) {
   auto n = parse_int(n_text, "cohort run -n", 1, 1 << 20);
   if (!n) return usage_error(n.status().message(), kRunUsage);
 
+  std::optional<BindTo> bind_to = BindTo::kAuto;
+  if (!bind_text.empty()) bind_to = parse_bind_to(bind_text);
+  if (!bind_to)
+    return usage_error("cohort run: --bind-to wants core, numa, none or auto, not '" + bind_text +
+                           "'",
+                       kRunUsage);
+
   JobSpec spec;
   spec.count = static_cast<int>(n.value());
+  spec.bind_to = *bind_to;
   spec.cwd = current_dir();
   spec.host = host;
+  if (map_by_text == "slot")
+    spec.map_by = MapBy::kSlot;
+  else if (map_by_text == "host")
+    spec.map_by = MapBy::kHost;
+  else if (!map_by_text.empty())
+    return usage_error("cohort run: --map-by is slot or host, not '" + map_by_text + "'", kRunUsage);
+  if (!per_host_text.empty()) {
+    spec.per_host = std::atoi(per_host_text.c_str());
+    if (spec.per_host <= 0)
+      return usage_error("cohort run: --per-host wants a positive count", kRunUsage);
+  }
   spec.program = rest->front();
   // A relative path means the caller's directory, wherever the daemon runs.
   if (spec.program.find('/') != std::string::npos && spec.program[0] != '/' && !spec.cwd.empty())

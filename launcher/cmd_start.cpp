@@ -7,17 +7,25 @@
 
 #include "base/env.hpp"
 #include "launcher/cli_args.hpp"
+#include "launcher/host_admin.hpp"
 #include "launcher/vm.hpp"
 
 namespace cohort::cli {
 
 const char* const kStartUsage =
-    "usage: cohort start [--vm NAME]\n"
+    "usage: cohort start [--vm NAME] [--hostfile FILE] [--agent TEMPLATE] [--timeout S] [HOST...]\n"
     "\n"
     "Start a persistent VM on this host: a cohortd daemon that stays in the\n"
     "background until 'cohort halt'. Later cohort commands and programs find it\n"
     "through its runtime directory (per-user, named after the VM, or $COHORT_DIR).\n"
     "If the VM is already running, says so and succeeds.\n"
+    "\n"
+    "With HOSTs or a hostfile, this daemon becomes the master and starts a daemon\n"
+    "on every other host at once, through the launch agent: ssh (the default),\n"
+    "srun inside a Slurm allocation, or --agent 'TEMPLATE' with {host} in it\n"
+    "(e.g. 'ip netns exec {host}'); a hostfile line's agent= overrides it. A host\n"
+    "that does not join within --timeout (default 30 s) is reported with the\n"
+    "agent's own error; the VM goes on without it (exit status 1).\n"
     "\n"
     "The daemon is $COHORT_DAEMON if set, else cohortd next to this cohort executable.\n";
 
@@ -41,17 +49,26 @@ int cmd_start(const Globals& globals, const std::vector<std::string>& args) {
   bool help = false;
   Parser p("cohort start");
   add_global_options(p, g, &help);
+  std::string hostfile, agent, timeout;
+  p.option({"--hostfile"}, &hostfile);
+  p.option({"--agent"}, &agent);
+  p.option({"--timeout"}, &timeout);
   auto rest = p.parse(args);
   if (!rest) return usage_error(rest.status().message(), kStartUsage);
   if (help) return show_usage(kStartUsage);
-  if (!rest->empty())
-    return usage_error("cohort start: unexpected argument '" + rest->front() + "'", kStartUsage);
+  MoreHosts more;
+  more.hosts = *rest;
+  more.hostfile = hostfile;
+  more.agent = agent;
+  more.timeout = timeout;
+  if (Status s = more.check(); !s.is_ok())
+    return usage_error("cohort start: " + s.message(), kStartUsage);
 
   std::string connect_error;
   try {
     if (auto s = connect_tool(g)) {
       describe_running(*s, g);
-      return kExitOk;
+      return more.start(g, "cohort start");
     }
   } catch (const Error& e) {
     // Something is there but we cannot use it; let the daemon have its say too.
@@ -121,7 +138,7 @@ int cmd_start(const Globals& globals, const std::vector<std::string>& args) {
   std::string vm_opt = g.vm.empty() ? "" : " --vm " + g.vm;
   std::printf("run jobs with 'cohort%s run -n N PROGRAM'; stop it with 'cohort%s halt'\n",
               vm_opt.c_str(), vm_opt.c_str());
-  return kExitOk;
+  return more.start(g, "cohort start");
 }
 
 }  // namespace cohort::cli

@@ -37,6 +37,8 @@ struct Command {
 int cmd_start(const Globals&, const std::vector<std::string>& args);
 int cmd_halt(const Globals&, const std::vector<std::string>& args);
 int cmd_hosts(const Globals&, const std::vector<std::string>& args);
+int cmd_add(const Globals&, const std::vector<std::string>& args);
+int cmd_remove(const Globals&, const std::vector<std::string>& args);
 int cmd_ps(const Globals&, const std::vector<std::string>& args);
 int cmd_kill(const Globals&, const std::vector<std::string>& args);
 int cmd_run(const Globals&, const std::vector<std::string>& args);
@@ -45,6 +47,8 @@ int cmd_bench(const Globals&, const std::vector<std::string>& args);
 extern const char* const kStartUsage;
 extern const char* const kHaltUsage;
 extern const char* const kHostsUsage;
+extern const char* const kAddUsage;
+extern const char* const kRemoveUsage;
 extern const char* const kPsUsage;
 extern const char* const kKillUsage;
 extern const char* const kRunUsage;

@@ -45,6 +45,9 @@ Status Job::start(const JobSpec& spec) {
   o.env = spec.env;
   o.cwd = spec.cwd;
   o.host = spec.host;
+  o.map_by = spec.map_by;
+  o.per_host = spec.per_host;
+  o.bind_to = spec.bind_to;
   o.exit_notify_tag = kExitTag;
   o.on_output = [this](Tid t, OutputStream s, std::string_view line) { deliver(t, s, line); };
 

@@ -47,6 +47,9 @@ struct JobSpec {
   std::vector<std::string> env;    ///< NAME=VALUE for every task
   std::string cwd;
   std::string host;                ///< empty: anywhere
+  MapBy map_by = MapBy::kDefault;  ///< --map-by
+  int per_host = 0;                ///< --per-host
+  BindTo bind_to = BindTo::kAuto;  ///< where the daemon pins each task
 };
 
 struct TaskEnd {

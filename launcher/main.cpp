@@ -7,6 +7,7 @@
 
 #include <cohort/error.hpp>
 
+#include "base/signals.hpp"
 #include "launcher/cli_args.hpp"
 #include "launcher/commands.hpp"
 
@@ -17,6 +18,8 @@ const Command kCommands[] = {
     {"start", "start a persistent VM on this host", kStartUsage, cmd_start},
     {"halt", "stop the VM: every task and every daemon", kHaltUsage, cmd_halt},
     {"hosts", "list the hosts of the VM", kHostsUsage, cmd_hosts},
+    {"add", "start daemons on more hosts and add them to the VM", kAddUsage, cmd_add},
+    {"remove", "remove hosts from the VM (their tasks killed or drained)", kRemoveUsage, cmd_remove},
     {"ps", "list the tasks running in the VM", kPsUsage, cmd_ps},
     {"kill", "send a signal to tasks", kKillUsage, cmd_kill},
     {"run", "run a parallel job (in the running VM, or a private one)", kRunUsage, cmd_run},
@@ -94,6 +97,7 @@ void add_global_options(Parser& p, Globals& g, bool* help) {
 
 int main(int argc, char** argv) {
   using namespace cohort::cli;
+  cohort::reset_foreign_handlers();  // base/signals.hpp: PSM took them at load
   std::vector<std::string> args(argv + 1, argv + argc);
   Globals g;
   // Global options come before the command name; stop at the first word.

@@ -44,7 +44,37 @@ namespace cohort::proto {
   X(ListHosts, 52)               \
   X(HostList, 53)                \
   X(JobTids, 54)                 \
-  X(JobTidsReply, 55)
+  X(JobTidsReply, 55)            \
+  X(TransportChoice, 56)         \
+  X(ListTransports, 57)          \
+  X(TransportList, 58)           \
+  COHORT_PROTO_DAEMON_MESSAGES(X)
+
+// Daemon-to-daemon messages and host administration (numbers >= 100); their
+// structs are in proto/daemon_messages.hpp.
+#define COHORT_PROTO_DAEMON_MESSAGES(X) \
+  X(PeerAuth, 100)                      \
+  X(PeerProof, 101)                     \
+  X(JoinRequest, 102)                   \
+  X(JoinReply, 103)                     \
+  X(HostEvent, 104)                     \
+  X(Heartbeat, 105)                     \
+  X(AllocTids, 106)                     \
+  X(AllocTidsReply, 107)                \
+  X(StartTasks, 108)                    \
+  X(StartTasksReply, 109)               \
+  X(TaskExited, 110)                    \
+  X(WatchTasks, 111)                    \
+  X(RemoteResolve, 112)                 \
+  X(RemoteResolveReply, 113)            \
+  X(RemoteKill, 114)                    \
+  X(RemoteAck, 115)                     \
+  X(RemoteListTasks, 116)               \
+  X(RemoteTaskList, 117)                \
+  X(StopDaemon, 118)                    \
+  X(AddHosts, 120)                      \
+  X(AddHostsReply, 121)                 \
+  X(RemoveHosts, 122)
 
 enum class MsgType : std::uint16_t {
 #define COHORT_PROTO_ENUM(name, num) k##name = num,
@@ -155,6 +185,10 @@ struct ResolveReply {
 
 inline constexpr std::int32_t kNoTag = INT32_MIN;
 
+/// CPU binding of spawned tasks. kAuto: one core each while the host's spawned
+/// tasks do not outnumber its cores, else none. Values are fixed on the wire.
+enum class BindTo : std::uint8_t { kAuto = 0, kNone = 1, kCore = 2, kNuma = 3 };
+
 enum SpawnFlags : std::uint32_t {
   kSpawnForwardOutput = 1u << 0,  // send the tasks' stdout/stderr lines to the spawner as Output
 };
@@ -170,9 +204,14 @@ struct Spawn {                 // reply: SpawnReply
   std::uint32_t flags = kSpawnForwardOutput;
   std::string host;            // empty: any host; else a host name
   std::int32_t exit_tag = kNoTag;  // if set: a kTaskExit NotifyEvent per task, registered atomically
+  BindTo bind_to = BindTo::kAuto;  // where the daemon pins each task (daemon/binding.hpp)
+  // Placement over hosts (`host` may also list several: "h1,h2"):
+  std::uint8_t map_by = 0;     // 0: the named host, else this one; 1: by slot; 2: round robin by host
+  std::int32_t per_host = 0;   // > 0: at most this many per host in each round
   template <class F>
   void fields(F& f) {
     f(req); f(program); f(args); f(env); f(cwd); f(count); f(flags); f(host); f(exit_tag);
+    f(bind_to); f(map_by); f(per_host);
   }
 };
 
@@ -296,8 +335,17 @@ struct HostInfo {
   std::uint32_t ncpus = 0;
   std::uint32_t ntasks = 0;
   std::int32_t daemon_pid = 0;
+  // Topology as hwloc sees it (0 = unknown: built without hwloc).
+  std::uint32_t packages = 0;
+  std::uint32_t numa_nodes = 0;
+  std::uint32_t cores = 0;
+  std::uint32_t pus = 0;
+  std::string topology_note;   // empty, or why binding is off ("synthetic topology", "no hwloc")
   template <class F>
-  void fields(F& f) { f(index); f(name); f(address); f(arch); f(ncpus); f(ntasks); f(daemon_pid); }
+  void fields(F& f) {
+    f(index); f(name); f(address); f(arch); f(ncpus); f(ntasks); f(daemon_pid);
+    f(packages); f(numa_nodes); f(cores); f(pus); f(topology_note);
+  }
 };
 
 struct ListHosts {
@@ -332,4 +380,47 @@ struct JobTidsReply {
   void fields(F& f) { f(req); f(status); f(tids); }
 };
 
+// ---- transport choices -----------------------------------------------------
+
+/// Task -> daemon, one-way, once per peer: the transport this task chose (or
+/// accepted) for its messages to `peer`, and why (lib/src/selection.hpp).
+struct TransportChoice {
+  static constexpr MsgType kType = MsgType::kTransportChoice;
+  Tid peer = 0;
+  std::string transport;       // "shm", "tcp", ...
+  std::string reason;          // "same host", "forced by COHORT_TRANSPORTS=tcp", ...
+  template <class F>
+  void fields(F& f) { f(peer); f(transport); f(reason); }
+};
+
+struct ListTransports {        // reply: TransportList
+  static constexpr MsgType kType = MsgType::kListTransports;
+  std::uint32_t req = 0;
+  Tid tid = 0;                 // 0: every live task
+  template <class F>
+  void fields(F& f) { f(req); f(tid); }
+};
+
+struct TransportRecord {
+  Tid task = 0;                // who chose
+  Tid peer = 0;                // for messages to whom
+  std::string transport;
+  std::string reason;
+  template <class F>
+  void fields(F& f) { f(task); f(peer); f(transport); f(reason); }
+};
+
+struct TransportList {
+  static constexpr MsgType kType = MsgType::kTransportList;
+  std::uint32_t req = 0;
+  std::vector<TransportRecord> records;  // by task, then in the order chosen
+  bool truncated = false;      // more records than one reply carries
+  template <class F>
+  void fields(F& f) { f(req); f(records); f(truncated); }
+};
+
 }  // namespace cohort::proto
+
+// The structs of COHORT_PROTO_DAEMON_MESSAGES, so that every message listed
+// above is defined wherever the list is.
+#include "proto/daemon_messages.hpp"

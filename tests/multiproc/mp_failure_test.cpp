@@ -101,6 +101,19 @@ TEST_F(MpFailure, RecvFromAnExitedTaskGetsWhatItSentThenFails) {
   expect_recv_fails(s, t[0], kAnyTag);
 }
 
+// The same when the task opened the connection itself, sent and exited at
+// once, possibly before we even saw the connection: nothing is lost.
+TEST_F(MpFailure, RecvFromATaskThatConnectedSentAndExitedGetsItAll) {
+  Session& s = session();
+  std::vector<Tid> t = spawn_ok(bin("mp_task_sender"), {"3"}, 1);
+  for (std::int32_t i = 0; i < 3; ++i) {
+    Message m = must_recv(t[0], kTagData);
+    EXPECT_EQ(m.unpack<std::int32_t>(), i);
+  }
+  wait_exits(t);
+  expect_recv_fails(s, t[0], kTagData);
+}
+
 // The receive is already waiting when the task exits.
 TEST_F(MpFailure, BlockedRecvFromATaskThatExitsFails) {
   Session& s = session();

@@ -12,7 +12,11 @@ host=$2
 shift 2
 anchors=/run/$prefix
 [ -e "/run/netns/$prefix-$host" ] || { echo "netns_exec.sh: no host $host in cluster $prefix" >&2; exit 1; }
+# Run from inside another emulated host (a master daemon starting the others),
+# /dev/shm is that host's own: the root one is bound under the anchors too.
+shm=/dev/shm/$prefix-$host
+[ -d "$shm" ] || shm=$anchors/devshm/$prefix-$host
 exec nsenter --net="/run/netns/$prefix-$host" --uts="$anchors/$host.uts" --ipc="$anchors/$host.ipc" -- \
   unshare --mount --propagation private -- \
   sh -c 'mount --bind "$1" /dev/shm && mount --bind "$2" /etc/hosts && shift 2 && exec "$@"' \
-  netns_exec "/dev/shm/$prefix-$host" "$anchors/$host.hosts" "$@"
+  netns_exec "$shm" "$anchors/$host.hosts" "$@"

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -76,6 +77,13 @@ Result<std::unique_ptr<NetnsCluster>> NetnsCluster::create(int hosts) {
   std::error_code ec;
   fs::create_directories(c->run_dir_, ec);
   if (ec) return Status(Errc::kUnsupported, "cannot create " + c->run_dir_ + ": " + ec.message());
+  // The root /dev/shm, visible under the anchors: a command started from
+  // inside a host (whose /dev/shm is its own) still finds the other hosts'
+  // directories there (netns_exec.sh).
+  std::string devshm = c->run_dir_ + "/devshm";
+  if (::mkdir(devshm.c_str(), 0700) == 0 &&
+      ::mount("/dev/shm", devshm.c_str(), nullptr, MS_BIND, nullptr) == 0)
+    c->devshm_bound_ = true;
 
   // A namespace we cannot make (an unprivileged container) is "unsupported here".
   Status s = cmd({"ip", "netns", "add", c->bridge_ns()});
@@ -99,6 +107,13 @@ NetnsCluster::~NetnsCluster() {
   (void)cmd({"ip", "netns", "del", bridge_ns()});
   if (route_added_) (void)cmd({"ip", "route", "del", "unreachable", subnet_ + ".0/24"});
   std::error_code ec;
+  std::string devshm = run_dir_ + "/devshm";
+  if (devshm_bound_ && ::umount2(devshm.c_str(), MNT_DETACH) != 0) {
+    // Never remove_all through a live bind of /dev/shm: leave the directory.
+    std::fprintf(stderr, "netns cluster teardown: umount %s: %s\n", devshm.c_str(),
+                 std::strerror(errno));
+    return;
+  }
   fs::remove_all(run_dir_, ec);
 }
 

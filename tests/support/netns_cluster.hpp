@@ -93,6 +93,7 @@ class NetnsCluster {
   std::vector<int> hosts_;
   bool route_added_ = false;
   bool chaos_ = false;
+  bool devshm_bound_ = false;  // run_dir_/devshm is a bind of the root /dev/shm
 };
 
 /// Where tests/netns/netns_exec.sh is (the source tree; COHORT_SOURCE_DIR).

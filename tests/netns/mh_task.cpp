@@ -1,0 +1,127 @@
+// mh_task — the task program of the multi-host tests (tests/netns/multihost_test.cpp).
+//
+//   mh_task ring                  every rank prints its host; a token goes round the
+//                                 job 3 times (messages between hosts); rank 0 checks it
+//   mh_task late-spawn FILE HOST  wait for FILE (the test adds HOST, then creates it),
+//                                 then spawn `hostname` on HOST and check what it prints
+//   mh_task watch HOST            spawn `sleep 600` on HOST, watch it and the hosts, print
+//                                 "ready"; then report the HostDelete and TaskExit
+//                                 notifications and that a send to the lost task fails
+// Exit status 0 when everything checked out; messages on stdout for the test to match.
+#include <cohort/cohort.hpp>
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <thread>
+
+namespace {
+
+using namespace std::chrono_literals;
+
+int ring(cohort::Session& s) {
+  std::printf("rank %d on %s\n", s.rank(), s.host_name().c_str());
+  std::fflush(stdout);
+  const auto& tids = s.job_tids();
+  const int n = s.job_size();
+  const cohort::Tid next = tids[static_cast<std::size_t>((s.rank() + 1) % n)];
+  const cohort::Tid prev = tids[static_cast<std::size_t>((s.rank() + n - 1) % n)];
+  std::int64_t token = 0;
+  for (int lap = 0; lap < 3; ++lap) {
+    if (s.rank() == 0) {
+      cohort::Message m;
+      m << token + 1;
+      s.send(next, 1, m);
+      token = s.recv(prev, 1).unpack<std::int64_t>();
+    } else {
+      cohort::Message m;
+      m << s.recv(prev, 1).unpack<std::int64_t>() + 1;
+      s.send(next, 1, m);
+    }
+  }
+  if (s.rank() == 0) std::printf("ring %s %lld\n", token == 3 * n ? "ok" : "WRONG", static_cast<long long>(token));
+  return s.rank() != 0 || token == 3 * n ? 0 : 1;
+}
+
+int late_spawn(cohort::Session& s, const std::string& file, const std::string& host) {
+  // The test creates `file` once `host` has joined; bounded, so a broken test ends.
+  auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (::access(file.c_str(), F_OK) != 0) {
+    if (std::chrono::steady_clock::now() > deadline) return 3;
+    std::this_thread::sleep_for(20ms);
+  }
+  std::string out;
+  cohort::SpawnOptions o;
+  o.host = host;
+  o.exit_notify_tag = 5;
+  o.on_output = [&](cohort::Tid, cohort::OutputStream, std::string_view line) { out += line; };
+  auto r = s.spawn("hostname", {}, 1, o);
+  if (r.empty() || !r[0].ok()) {
+    std::printf("late spawn failed: %s\n", r.empty() ? "no outcome" : r[0].message.c_str());
+    return 1;
+  }
+  cohort::Message m = s.recv(cohort::kAnyTid, 5);  // its exit: the output came before it
+  std::printf("late spawn on %s printed %s (tid host %u)\n", host.c_str(), out.c_str(),
+              cohort::tid::host_of(r[0].tid));
+  return out == host ? 0 : 1;
+}
+
+int watch(cohort::Session& s, const std::string& host) {
+  cohort::SpawnOptions o;
+  o.host = host;
+  o.exit_notify_tag = 7;
+  auto r = s.spawn("sleep", {"600"}, 1, o);
+  if (r.empty() || !r[0].ok()) {
+    std::printf("spawn on %s failed: %s\n", host.c_str(), r.empty() ? "?" : r[0].message.c_str());
+    return 1;
+  }
+  const cohort::Tid t = r[0].tid;
+  s.notify(cohort::NotifyKind::kHostDelete, 8);
+  std::printf("ready: sleeping task %d on host %u\n", t, cohort::tid::host_of(t));
+  std::fflush(stdout);
+  bool host_gone = false, task_gone = false;
+  while (!host_gone || !task_gone) {
+    auto m = s.recv_for(cohort::kAnyTid, cohort::kAnyTag, 30s);
+    if (!m) {
+      std::printf("no notification within 30 s\n");
+      return 1;
+    }
+    auto n = cohort::Session::decode_notification(*m);
+    if (n.kind == cohort::NotifyKind::kHostDelete) {
+      std::printf("host delete %u\n", n.host);
+      host_gone = n.host == cohort::tid::host_of(t);
+    } else if (n.kind == cohort::NotifyKind::kTaskExit && n.tid == t) {
+      std::printf("task exit %d code %d signal %d\n", n.tid, n.exit_code, n.signal);
+      task_gone = true;
+    }
+    std::fflush(stdout);
+  }
+  try {
+    cohort::Message m;
+    m << 1;
+    s.send(t, 1, m);
+    std::printf("send to the lost task succeeded\n");
+    return 1;
+  } catch (const cohort::Error& e) {
+    std::printf("send failed: %s\n", e.what());
+  }
+  std::printf("watch ok\n");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  cohort::Session s;
+  std::string mode = argc > 1 ? argv[1] : "";
+  if (mode == "ring") return ring(s);
+  if (mode == "late-spawn" && argc > 3) return late_spawn(s, argv[2], argv[3]);
+  if (mode == "watch" && argc > 2) return watch(s, argv[2]);
+  std::fprintf(stderr, "usage: mh_task ring | late-spawn FILE HOST | watch HOST\n");
+  return 2;
+} catch (const cohort::Error& e) {
+  std::printf("mh_task: %s\n", e.what());
+  return 1;
+}
