@@ -64,8 +64,8 @@ bool parse_plan(int argc, char** argv, Plan* p) {
   }
   if ((argc - 1) % 2 != 0) return false;
   if (p->sizes.empty()) {
-    p->sizes.push_back(0);
-    for (std::size_t s = 1; s <= (64u << 20); s *= 2) p->sizes.push_back(s);
+    p->sizes.push_back(0);  // the default of `cohort bench pingpong` too
+    for (std::size_t s = 1; s <= (16u << 20); s *= 4) p->sizes.push_back(s);
   }
   return true;
 }
