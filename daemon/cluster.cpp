@@ -62,6 +62,7 @@ Status Cluster::open(UniqueFd listener, std::string address, ClusterOptions opts
   listen_fd_ = std::move(listener);
   address_ = std::move(address);
   opts_ = std::move(opts);
+  d_.spawner().set_host_defaults(opts_.wdir, opts_.path);
   starter_ = std::make_unique<HostStarter>(*this);
   COHORT_RETURN_IF_ERROR(poller_.add(listen_fd_.get(), EPOLLIN, make_key(Source::kTcpListener, 0)));
   d_.output().set_remote_sink(
@@ -86,6 +87,7 @@ Status Cluster::open(UniqueFd listener, std::string address, ClusterOptions opts
   } else {
     proto::HostInfo me = d_.hosts().list(0).front();
     me.address = address_;
+    me.slots = opts_.slots;
     hosts_[self_] = me;
   }
   COHORT_LOG_INFO(kLog) << "host " << self_ << " listens for daemons at " << address_

@@ -6,7 +6,7 @@
 // socket is writable. It is born connecting (we dialled; non-blocking connect
 // completes on EPOLLOUT, trying the peer's next address on failure) or
 // authenticating (we accepted). Every link authenticates both ways with the
-// cookie (daemon/auth.hpp, messages PeerAuth/PeerProof) before any other frame
+// cookie (proto/auth.hpp, messages PeerAuth/PeerProof) before any other frame
 // is accepted; the Cluster drives that exchange and owns the links.
 //
 // Addresses are "tcp:IP:PORT", or several joined by ',' tried in order.
@@ -23,7 +23,7 @@
 
 #include "base/fd.hpp"
 #include "base/status.hpp"
-#include "daemon/auth.hpp"
+#include "proto/auth.hpp"
 #include "proto/frame.hpp"
 
 namespace cohort::daemon {

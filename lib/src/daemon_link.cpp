@@ -87,9 +87,10 @@ Result<std::unique_ptr<DaemonLink>> DaemonLink::open(const std::string& dir, pro
     if (cookie.status().code() == Errc::kNoVm) return no_vm(dir);
     return cookie.take_status();
   }
-  hello.cookie = std::move(*cookie);
+  hello.cookie = *cookie;
 
   std::unique_ptr<DaemonLink> link(new DaemonLink(std::move(fd), dir));
+  link->cookie_ = std::move(*cookie);
   COHORT_RETURN_IF_ERROR(link->send(hello));
 
   // Wait for the Welcome; nothing else may come first.

@@ -59,6 +59,8 @@ class DaemonLink {
 
   int fd() const noexcept { return fd_.get(); }
   const std::string& dir() const noexcept { return dir_; }
+  /// The VM's secret, read from the VM directory at enrolment.
+  const std::string& cookie() const noexcept { return cookie_; }
   bool lost() const noexcept { return lost_; }
   /// Why the link is gone (kDaemonLost with the cause), once lost().
   const Status& lost_status() const noexcept { return lost_status_; }
@@ -89,6 +91,7 @@ class DaemonLink {
 
   UniqueFd fd_;
   std::string dir_;
+  std::string cookie_;
   std::uint32_t req_ = 0;
   bool lost_ = false;
   Status lost_status_;

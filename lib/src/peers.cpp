@@ -6,15 +6,18 @@
 
 #include "base/endian.hpp"
 #include "base/log.hpp"
+#include "proto/auth.hpp"
 #include "lib/src/daemon_link.hpp"
 
 namespace cohort::lib {
 namespace {
 
 constexpr const char* kLog = "lib.peers";
-// Hello bytes: magic, u32 tid (little-endian), u16 token length, token (none yet).
+// Hello bytes: magic, u32 tid (little-endian), u16 token length, the token
+// (HMAC of the tid under the VM's cookie, proto/auth.hpp).
 constexpr char kHelloMagic[4] = {'C', 'H', 'T', '1'};
-constexpr std::size_t kHelloSize = 10;
+constexpr std::size_t kHelloHead = 10;
+constexpr std::size_t kHelloSize = kHelloHead + auth::kMacBytes;
 // How long a receive from a dead peer waits for the transport to report its
 // connections down before giving up on them.
 constexpr auto kRecvGrace = std::chrono::seconds(2);
@@ -27,18 +30,23 @@ std::string tid_name(Tid t) {
   return buf;
 }
 
-std::string Peers::hello_bytes(Tid self) {
+std::string Peers::hello_bytes(Tid self, std::string_view cookie) {
   std::string h(kHelloSize, '\0');
   std::memcpy(h.data(), kHelloMagic, 4);
   store_le<std::uint32_t>(h.data() + 4, static_cast<std::uint32_t>(self));
-  store_le<std::uint16_t>(h.data() + 8, 0);
+  store_le<std::uint16_t>(h.data() + 8, static_cast<std::uint16_t>(auth::kMacBytes));
+  auth::Mac token = auth::task_token(cookie, self);
+  std::memcpy(h.data() + kHelloHead, token.data(), token.size());
   return h;
 }
 
-Tid Peers::tid_from_hello(std::span<const std::byte> hello) {
-  if (hello.size() < kHelloSize || std::memcmp(hello.data(), kHelloMagic, 4) != 0) return kNoTid;
+Tid Peers::tid_from_hello(std::span<const std::byte> hello, std::string_view cookie) {
+  if (hello.size() != kHelloSize || std::memcmp(hello.data(), kHelloMagic, 4) != 0) return kNoTid;
   auto t = static_cast<Tid>(load_le<std::uint32_t>(hello.data() + 4));
-  return tid::valid(t) ? t : kNoTid;
+  if (!tid::valid(t) || load_le<std::uint16_t>(hello.data() + 8) != auth::kMacBytes) return kNoTid;
+  std::span<const std::uint8_t> token(reinterpret_cast<const std::uint8_t*>(hello.data()) + kHelloHead,
+                                      auth::kMacBytes);
+  return auth::check_task_token(cookie, t, token) ? t : kNoTid;
 }
 
 Peer& Peers::get(Tid t) {

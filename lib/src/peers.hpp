@@ -68,10 +68,12 @@ class Peers {
   Peers(const Peers&) = delete;
   Peers& operator=(const Peers&) = delete;
 
-  /// The hello bytes this task sends on every connection it makes.
-  static std::string hello_bytes(Tid self);
-  /// The tid in a peer's hello bytes, or kNoTid if they are not ours.
-  static Tid tid_from_hello(std::span<const std::byte> hello);
+  /// The hello bytes this task sends on every connection it makes: its tid
+  /// and the token that proves it knows the VM's cookie.
+  static std::string hello_bytes(Tid self, std::string_view cookie);
+  /// The tid in a peer's hello bytes, or kNoTid if they are not a cohort
+  /// task's of this VM (wrong magic, bad tid, missing or wrong token).
+  static Tid tid_from_hello(std::span<const std::byte> hello, std::string_view cookie);
 
   Peer* find(Tid t) noexcept {
     if (last_ && last_->tid == t) return last_;

@@ -45,10 +45,10 @@ Status Engine::open_endpoints() {
   if (closed_) return Status(Errc::kNotEnrolled, "the session has left the VM");
   COHORT_ASSIGN_OR_RETURN(auto enabled, transport::enabled());
   transport::EndpointOptions eo;
-  // Every interface: peers on other hosts must reach us too. (The hello will
-  // carry an authentication token; until then any local user's task can connect.)
+  // Every interface: peers on other hosts must reach us too. The hello carries
+  // our token; connections without a valid one are dropped (on_event()).
   eo.bind_host = "";
-  eo.hello = Peers::hello_bytes(self_);
+  eo.hello = Peers::hello_bytes(self_, link_->cookie());
   eo.eager_limit = options_.eager_limit;
   std::string failures;
   for (transport::Transport* t : enabled) {
@@ -143,10 +143,14 @@ void Engine::handle(std::uint8_t ep, transport::Event& ev) {
         on_unexpected_done(*op_ptr<UnexpectedMsg>(ev.op), ev.status);
       return;
     case K::kPeerAccepted: {
-      Tid t = Peers::tid_from_hello(ev.payload);
+      Tid t = Peers::tid_from_hello(ev.payload, link_->cookie());
       if (t == kNoTid) {
-        COHORT_LOG_WARN(kLog) << "dropping a connection over " << eps_[ep].transport->name()
-                              << " that is not from a cohort task";
+        // Logged once per endpoint: a scanner must not fill the task's stderr.
+        if (!eps_[ep].warned_stranger)
+          COHORT_LOG_WARN(kLog) << "dropping a connection over " << eps_[ep].transport->name()
+                                << " that is not from a task of this VM (no valid token); "
+                                   "further ones are dropped silently";
+        eps_[ep].warned_stranger = true;
         eps_[ep].endpoint->disconnect(ev.peer);
         return;
       }

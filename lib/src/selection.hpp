@@ -53,6 +53,7 @@ struct LocalEndpoint {
   std::unique_ptr<transport::Endpoint> endpoint;
   transport::Address address;
   bool native_fabric = false;  // see native_fabric()
+  bool warned_stranger = false;  // a connection without a valid token was logged
 };
 
 /// What COHORT_TRANSPORTS said, as the rule needs it.

@@ -2,7 +2,7 @@
 
 #include <cstdlib>
 
-#include "daemon/auth.hpp"
+#include "proto/auth.hpp"
 #include "daemon/launch_agent.hpp"
 
 namespace cohort::daemon {

@@ -1,4 +1,4 @@
-#include "daemon/auth.hpp"
+#include "proto/auth.hpp"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -10,7 +10,7 @@
 
 #include "base/endian.hpp"
 
-namespace cohort::daemon::auth {
+namespace cohort::auth {
 namespace {
 
 Mac hmac(std::string_view key, std::span<const std::uint8_t> a, std::span<const std::uint8_t> b) {
@@ -64,4 +64,10 @@ Mac task_token(std::string_view cookie, Tid tid) {
   return hmac(cookie, bytes("cohort/1 task"), t);
 }
 
-}  // namespace cohort::daemon::auth
+bool check_task_token(std::string_view cookie, Tid tid, std::span<const std::uint8_t> token) {
+  if (token.size() != kMacBytes) return false;
+  Mac want = task_token(cookie, tid);
+  return CRYPTO_memcmp(want.data(), token.data(), kMacBytes) == 0;
+}
+
+}  // namespace cohort::auth

@@ -1,4 +1,4 @@
-// daemon/auth.hpp — proving knowledge of the VM's cookie without sending it.
+// proto/auth.hpp — proving knowledge of the VM's cookie without sending it.
 //
 // Every daemon-to-daemon connection runs a mutual challenge-response: each side
 // sends 32 random bytes, and answers the other's challenge with
@@ -23,7 +23,7 @@
 
 #include "base/status.hpp"
 
-namespace cohort::daemon::auth {
+namespace cohort::auth {
 
 inline constexpr std::size_t kChallengeBytes = 32;
 inline constexpr std::size_t kMacBytes = 32;  // SHA-256
@@ -42,5 +42,7 @@ bool verify(std::string_view cookie, const Challenge& challenge, std::string_vie
             std::span<const std::uint8_t> mac);
 /// The token task `tid` presents on task-to-task connections.
 Mac task_token(std::string_view cookie, Tid tid);
+/// Constant-time check that `token` is task_token(cookie, tid).
+bool check_task_token(std::string_view cookie, Tid tid, std::span<const std::uint8_t> token);
 
-}  // namespace cohort::daemon::auth
+}  // namespace cohort::auth
