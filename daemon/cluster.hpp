@@ -56,6 +56,10 @@ struct ClusterOptions {
   std::optional<JoinResult> joined;    // set when this daemon joined a VM
   std::chrono::milliseconds heartbeat_period{500};
   std::chrono::milliseconds heartbeat_timeout{3000};
+  // This host's hostfile options (cohortd --slots/--wdir/--path).
+  std::uint32_t slots = 0;
+  std::string wdir;
+  std::string path;
 };
 
 class Cluster {

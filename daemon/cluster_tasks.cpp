@@ -71,7 +71,9 @@ bool Cluster::spawn(ClientConn& c, proto::Spawn& m) {
     if (m.per_host > 0) return m.per_host;
     if (m.map_by != 1) return 1;  // by host (the default for a host list): one per round
     auto it = hosts_.find(i);
-    return it == hosts_.end() || it->second.ncpus == 0 ? 1 : static_cast<std::int32_t>(it->second.ncpus);
+    if (it == hosts_.end()) return 1;
+    if (it->second.slots > 0) return static_cast<std::int32_t>(it->second.slots);  // hostfile
+    return it->second.ncpus == 0 ? 1 : static_cast<std::int32_t>(it->second.ncpus);
   };
   while (static_cast<std::int32_t>(place.size()) < m.count)
     for (std::uint32_t i : cand)

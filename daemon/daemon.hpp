@@ -86,6 +86,7 @@ class Daemon {
   NameService& names() noexcept { return names_; }
   OutputForwarder& output() noexcept { return output_; }
   const Spawner& spawner() const noexcept { return spawner_; }
+  Spawner& spawner() noexcept { return spawner_; }
   BindPlanner& binder() noexcept { return binder_; }
   const Hosts& hosts() const noexcept { return hosts_; }
   Cluster& cluster() noexcept { return cluster_; }

@@ -86,7 +86,7 @@ void HostStarter::start(ClientConn& client, const proto::AddHosts& m) {
       d.conns().send(client, req.reply);
       return;
     }
-    for (const HostSpec& h : *specs) hosts.push_back({h.name, h.agent});
+    for (const HostSpec& h : *specs) hosts.push_back({h.name, h.agent, h.slots, h.wdir, h.path});
   }
   for (const proto::HostStart& h : hosts) {
     proto::HostStartOutcome o;
@@ -99,8 +99,13 @@ void HostStarter::start(ClientConn& client, const proto::AddHosts& m) {
       COHORT_LOG_WARN(kLog) << "cannot start a daemon on " << h.name << ": " << s.message();
     };
     if (std::uint32_t have = c_.find_host(h.name)) {
-      // Already in the VM (typically the master's own line of the hostfile).
+      // Already in the VM (typically the master's own line of the hostfile):
+      // its options apply from now on when it is this host.
       req.reply.hosts[slot].index = have;
+      if (have == c_.self_) {
+        if (h.slots > 0) c_.hosts_[have].slots = static_cast<std::uint32_t>(h.slots);
+        if (!h.wdir.empty() || !h.path.empty()) d.spawner().set_host_defaults(h.wdir, h.path);
+      }
       continue;
     }
     std::string spec = !h.agent.empty() ? h.agent : m.agent;
@@ -113,6 +118,9 @@ void HostStarter::start(ClientConn& client, const proto::AddHosts& m) {
     std::vector<std::string> cmd = {self_exe(), "--join", c_.address(), "--vm", d.vm_name(),
                                     "--daemonize", "--heartbeat-timeout",
                                     std::to_string(c_.opts_.heartbeat_timeout.count())};
+    if (h.slots > 0) cmd.insert(cmd.end(), {"--slots", std::to_string(h.slots)});
+    if (!h.wdir.empty()) cmd.insert(cmd.end(), {"--wdir", h.wdir});
+    if (!h.path.empty()) cmd.insert(cmd.end(), {"--path", h.path});
     auto argv = launch_argv(*agent, h.name, cmd);
     int p[2];
     if (::pipe2(p, O_CLOEXEC) != 0) {

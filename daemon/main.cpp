@@ -42,6 +42,9 @@ struct Flags {
   std::string interface;
   std::string join;
   long heartbeat_timeout_ms = 3000;
+  long slots = 0;
+  std::string wdir;
+  std::string path;
 };
 
 constexpr const char* kUsage =
@@ -57,7 +60,10 @@ constexpr const char* kUsage =
     "                      every non-loopback interface but host-only bridges)\n"
     "  --join ADDRESS      join the VM whose master listens there (tcp:IP:PORT[,...]);\n"
     "                      the VM's cookie is read from stdin (one line)\n"
-    "  --heartbeat-timeout MS  declare a silent host dead after MS (default 3000)\n";
+    "  --heartbeat-timeout MS  declare a silent host dead after MS (default 3000)\n"
+    "  --slots N           tasks placed here per round of --map-by slot (default: cores)\n"
+    "  --wdir DIR          working directory of tasks that name none\n"
+    "  --path DIRS         PATH that tasks search and get unless they set PATH\n";
 
 bool parse(int argc, char** argv, Flags* f) {
   for (int i = 1; i < argc; ++i) {
@@ -103,6 +109,19 @@ bool parse(int argc, char** argv, Flags* f) {
         return false;
       }
     }
+    else if (a == "--slots") {
+      std::string v;
+      ok = take(&v);
+      char* end = nullptr;
+      f->slots = ok ? std::strtol(v.c_str(), &end, 10) : 0;
+      if (ok && (end == v.c_str() || *end != '\0' || f->slots < 1 || f->slots > 100000)) {
+        std::fprintf(stderr, "cohortd: --slots wants a count from 1 to 100000, not '%s'\n", v.c_str());
+        return false;
+      }
+    } else if (a == "--wdir")
+      ok = take(&f->wdir);
+    else if (a == "--path")
+      ok = take(&f->path);
     else if (a == "--help" || a == "-h") {
       std::fputs(kUsage, stdout);
       std::exit(0);
@@ -191,7 +210,9 @@ int main(int argc, char** argv) {
   Flags flags;
   if (!parse(argc, argv, &flags)) return 2;
   if (flags.interface.empty())
-    if (const char* i = std::getenv("COHORT_IF")) flags.interface = i;
+    if (const char* i = std::getenv(env::kInterface)) flags.interface = i;
+  // Tasks publish their addresses on the same interface (transport/tcp).
+  if (!flags.interface.empty()) ::setenv(env::kInterface, flags.interface.c_str(), 1);
 
   // A joining daemon reads the VM's cookie from stdin (the launch agent's
   // stdin): never from its command line or environment, which others can read.
@@ -281,6 +302,9 @@ int main(int argc, char** argv) {
   cluster.options.heartbeat_timeout = std::chrono::milliseconds(flags.heartbeat_timeout_ms);
   cluster.options.heartbeat_period =
       std::min(std::chrono::milliseconds(500), cluster.options.heartbeat_timeout / 4);
+  cluster.options.slots = static_cast<std::uint32_t>(flags.slots);
+  cluster.options.wdir = flags.wdir;
+  cluster.options.path = flags.path;
   auto bound = daemon::Cluster::bind_listener(flags.listen, flags.interface);
   if (!bound.is_ok()) return report.fail(bound.status().message());
   cluster.listener = std::move(bound->first);
@@ -294,6 +318,7 @@ int main(int argc, char** argv) {
     self.address = cluster.address;
     self.arch = daemon::Hosts::arch();
     self.ncpus = daemon::Hosts::ncpus();
+    self.slots = static_cast<std::uint32_t>(flags.slots);
     self.daemon_pid = ::getpid();
     auto joined = daemon::join_master(flags.join, join_cookie, vm, self, std::chrono::seconds(20));
     if (!joined.is_ok()) {

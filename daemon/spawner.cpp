@@ -85,6 +85,11 @@ Spawner::Spawner(std::string dir, std::string vm_name)
   for (char** e = environ; e && *e; ++e) daemon_env_.emplace_back(*e);
 }
 
+void Spawner::set_host_defaults(std::string wdir, std::string path) {
+  wdir_ = std::move(wdir);
+  path_ = std::move(path);
+}
+
 Status Spawner::check(const proto::Spawn& req) const {
   if (req.count < 1 || req.count > kMaxSpawnCount)
     return Status(Errc::kInvalidArgument, "spawn count " + std::to_string(req.count) +
@@ -107,22 +112,24 @@ Status Spawner::check(const proto::Spawn& req) const {
 }
 
 Result<std::string> Spawner::find_program(const proto::Spawn& req) const {
-  std::string cwd = req.cwd;
+  std::string cwd = cwd_of(req);
   if (!cwd.empty()) {
     // Relative PATH entries are joined to it and must still hold after the
     // task changed directory: make it absolute (against the daemon's cwd).
     std::error_code ec;
     if (cwd[0] != '/') cwd = std::filesystem::absolute(cwd, ec).string();
     struct stat st {};
-    if (::stat(req.cwd.c_str(), &st) != 0)
-      return errno_status(Errc::kBadProgram, "working directory '" + req.cwd + "'", errno);
+    if (::stat(cwd.c_str(), &st) != 0)
+      return errno_status(Errc::kBadProgram, "working directory '" + cwd + "'", errno);
     if (!S_ISDIR(st.st_mode))
-      return Status(Errc::kBadProgram, "working directory '" + req.cwd + "' is not a directory");
+      return Status(Errc::kBadProgram, "working directory '" + cwd + "' is not a directory");
   }
   std::string path_var;
-  bool found = false;
+  bool found = host_path_wins(req);
+  if (found) path_var = path_;
   for (auto it = req.env.rbegin(); it != req.env.rend() && !found; ++it)
     if (it->rfind("PATH=", 0) == 0) path_var = it->substr(5), found = true;
+  if (!found && !path_.empty()) path_var = path_, found = true;
   if (!found) {
     const char* p = std::getenv("PATH");
     path_var = p ? p : "/usr/local/bin:/usr/bin:/bin";
@@ -148,7 +155,9 @@ std::vector<std::string> Spawner::base_env(const proto::Spawn& req) const {
       out[it->second] = entry;
   };
   for (const auto& e : daemon_env_) put(e);
+  if (!path_.empty()) put("PATH=" + path_);
   for (const auto& e : req.env) put(e);
+  if (host_path_wins(req)) put("PATH=" + path_);
   return out;
 }
 
@@ -210,7 +219,7 @@ Result<StartedTask> Spawner::start(const proto::Spawn& req, const std::string& p
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&fa, out_w.get(), 1);
   posix_spawn_file_actions_adddup2(&fa, err_w.get(), 2);
-  if (!req.cwd.empty()) posix_spawn_file_actions_addchdir_np(&fa, req.cwd.c_str());
+  if (!cwd_of(req).empty()) posix_spawn_file_actions_addchdir_np(&fa, cwd_of(req).c_str());
   // The daemon blocks the signals it reads through signalfd and ignores
   // SIGPIPE; a task must start with neither.
   sigset_t none, defaults;

@@ -72,6 +72,11 @@ class Spawner {
   /// captured now.
   Spawner(std::string dir, std::string vm_name);
 
+  /// This host's hostfile options: the working directory of tasks whose
+  /// request names none, and the PATH they search and get unless the request
+  /// sets PATH. Empty: the daemon's own.
+  void set_host_defaults(std::string wdir, std::string path);
+
   Status check(const proto::Spawn& req) const;
   Result<std::string> find_program(const proto::Spawn& req) const;
 
@@ -85,8 +90,18 @@ class Spawner {
                             const Binding* binding = nullptr) const;
 
  private:
+  const std::string& cwd_of(const proto::Spawn& req) const noexcept {
+    const bool inherited = req.cwd.empty() || (req.flags & proto::kSpawnCwdInherited) != 0;
+    return inherited && !wdir_.empty() ? wdir_ : req.cwd;
+  }
+  bool host_path_wins(const proto::Spawn& req) const noexcept {
+    return !path_.empty() && (req.flags & proto::kSpawnPathInherited) != 0;
+  }
+
   std::string dir_;
   std::string vm_name_;
+  std::string wdir_;
+  std::string path_;
   std::vector<std::string> daemon_env_;
 };
 

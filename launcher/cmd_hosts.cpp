@@ -46,13 +46,13 @@ int cmd_hosts(const Globals& globals, const std::vector<std::string>& args) {
 
   auto s = connect_tool(g);
   if (!s) return report_no_vm(g);
-  std::vector<std::string> header = {"INDEX", "NAME", "ARCH", "CPUS", "TASKS", "DAEMON-PID"};
+  std::vector<std::string> header = {"INDEX", "NAME", "ARCH", "CPUS", "SLOTS", "TASKS", "DAEMON-PID"};
   if (verbose) header.push_back("TOPOLOGY");
-  Table t(header, {true, false, false, true, true, true, false});
+  Table t(header, {true, false, false, true, true, true, true, false});
   for (const HostInfo& h : s->hosts()) {
     std::vector<std::string> row = {std::to_string(h.index), h.name, h.arch,
-                                    std::to_string(h.ncpus), std::to_string(h.ntasks),
-                                    std::to_string(h.daemon_pid)};
+                                    std::to_string(h.ncpus), std::to_string(h.slots),
+                                    std::to_string(h.ntasks), std::to_string(h.daemon_pid)};
     if (verbose) {
       std::string topo = topology_text(h);
       if (!h.topology_note.empty()) topo += " (" + h.topology_note + ")";

@@ -19,7 +19,7 @@ namespace cohort::cli {
 
 const char* const kRunUsage =
     "usage: cohort run [-n N] [--vm NAME] [--private] [--host HOST] [-x NAME[=VALUE]]...\n"
-    "                  [--bind-to core|numa|none|auto] PROGRAM [ARGS...]\n"
+    "                  [--bind-to core|numa|none|auto] [--wdir DIR] PROGRAM [ARGS...]\n"
     "\n"
     "Start N tasks of PROGRAM as one job (ranks 0..N-1), print each line they\n"
     "write as '[RANK] line' (stdout to stdout, stderr to stderr), and wait for\n"
@@ -27,6 +27,8 @@ const char* const kRunUsage =
     "started for this job and halted after it.\n"
     "\n"
     "  -n, --np N        number of tasks (default 1)\n"
+    "  --wdir DIR        the tasks' working directory (default: ours, or the\n"
+    "                    host's wdir= from the hostfile)\n"
     "  --private         use a private VM even if one is running\n"
     "  --host HOST       start every task on this host (h1,h2: spread over those)\n"
     "  --map-by slot|host  spread over the VM's hosts: fill each host's slots, or one\n"
@@ -43,7 +45,9 @@ const char* const kRunUsage =
     "PROGRAM is a path (relative ones start from the current directory) or a\n"
     "name looked up in PATH. The tasks run in the current directory and get our\n"
     "PATH, COHORT_LOG, COHORT_TRANSPORTS, COHORT_EAGER_LIMIT and COHORT_SPIN_US;\n"
-    "the rest of their environment is the daemon's (see -x).\n"
+    "the rest of their environment is the daemon's (see -x). On a host whose\n"
+    "hostfile line sets wdir= or path=, those replace our directory and PATH\n"
+    "(--wdir and -x PATH=... still win).\n"
     "\n"
     "Exit status: 0 when every task exited with 0; else the first non-zero exit\n"
     "status, or 128+N for a task killed by signal N; 127 (126) when PROGRAM is\n"
@@ -112,6 +116,8 @@ int cmd_run(const Globals& globals, const std::vector<std::string>& args) {
   p.option({"--map-by"}, &map_by_text);
   p.option({"--per-host"}, &per_host_text);
   p.option({"--bind-to"}, &bind_text);
+  std::string wdir;
+  p.option({"--wdir"}, &wdir);
   p.multi({"-x"}, &exports);
   auto rest = p.parse(args, /*stop_at_positional=*/true);
   if (!rest) return usage_error(rest.status().message(), kRunUsage);
@@ -130,7 +136,8 @@ int cmd_run(const Globals& globals, const std::vector<std::string>& args) {
   JobSpec spec;
   spec.count = static_cast<int>(n.value());
   spec.bind_to = *bind_to;
-  spec.cwd = current_dir();
+  // Empty: ours, passed on as a default that a host's hostfile wdir= overrides.
+  spec.cwd = wdir;
   spec.host = host;
   if (map_by_text == "slot")
     spec.map_by = MapBy::kSlot;
@@ -145,8 +152,8 @@ int cmd_run(const Globals& globals, const std::vector<std::string>& args) {
   }
   spec.program = rest->front();
   // A relative path means the caller's directory, wherever the daemon runs.
-  if (spec.program.find('/') != std::string::npos && spec.program[0] != '/' && !spec.cwd.empty())
-    spec.program = spec.cwd + "/" + spec.program;
+  if (spec.program.find('/') != std::string::npos && spec.program[0] != '/')
+    spec.program = current_dir() + "/" + spec.program;
   spec.args.assign(rest->begin() + 1, rest->end());
   for (const std::string& x : exports) {
     if (x.find('=') != std::string::npos) spec.env.push_back(x);

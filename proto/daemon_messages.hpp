@@ -203,8 +203,11 @@ struct StopDaemon {            // master -> a host being removed
 struct HostStart {
   std::string name;
   std::string agent;           // empty: the VM's default launch agent
+  std::int32_t slots = 0;      // the hostfile's options for it (0 / empty: defaults)
+  std::string wdir;
+  std::string path;
   template <class F>
-  void fields(F& f) { f(name); f(agent); }
+  void fields(F& f) { f(name); f(agent); f(slots); f(wdir); f(path); }
 };
 
 struct AddHosts {              // reply AddHostsReply once every host joined or failed

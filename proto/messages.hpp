@@ -191,6 +191,10 @@ enum class BindTo : std::uint8_t { kAuto = 0, kNone = 1, kCore = 2, kNuma = 3 };
 
 enum SpawnFlags : std::uint32_t {
   kSpawnForwardOutput = 1u << 0,  // send the tasks' stdout/stderr lines to the spawner as Output
+  // cwd / PATH are the spawner's own, passed on by default rather than asked
+  // for: a host's hostfile wdir= / path= take their place there.
+  kSpawnCwdInherited = 1u << 1,
+  kSpawnPathInherited = 1u << 2,
 };
 
 struct Spawn {                 // reply: SpawnReply
@@ -341,10 +345,11 @@ struct HostInfo {
   std::uint32_t cores = 0;
   std::uint32_t pus = 0;
   std::string topology_note;   // empty, or why binding is off ("synthetic topology", "no hwloc")
+  std::uint32_t slots = 0;     // tasks placed here per round of --map-by slot (0: ncpus)
   template <class F>
   void fields(F& f) {
     f(index); f(name); f(address); f(arch); f(ncpus); f(ntasks); f(daemon_pid);
-    f(packages); f(numa_nodes); f(cores); f(pus); f(topology_note);
+    f(packages); f(numa_nodes); f(cores); f(pus); f(topology_note); f(slots);
   }
 };
 

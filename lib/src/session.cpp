@@ -217,6 +217,8 @@ std::vector<SpawnOutcome> Session::spawn(const std::string& program,
   };
   // Relative paths and PATH lookups behave as they would in this process; the
   // tuning variables the user set here apply to the tasks too.
+  std::uint32_t inherited = 0;
+  if (!has("PATH")) inherited |= proto::kSpawnPathInherited;
   for (const char* name :
        {"PATH", env::kLog, env::kTransports, env::kEagerLimit, env::kSpinUs, kBindToEnv})
     if (auto v = env::get(name); v && !has(name)) req.env.push_back(std::string(name) + "=" + *v);
@@ -224,9 +226,10 @@ std::vector<SpawnOutcome> Session::spawn(const std::string& program,
   if (req.cwd.empty()) {
     char buf[PATH_MAX];
     if (::getcwd(buf, sizeof buf)) req.cwd = buf;
+    inherited |= proto::kSpawnCwdInherited;
   }
   req.count = count;
-  req.flags = options.forward_output ? std::uint32_t{proto::kSpawnForwardOutput} : 0u;
+  req.flags = (options.forward_output ? std::uint32_t{proto::kSpawnForwardOutput} : 0u) | inherited;
   req.host = options.host;
   req.map_by = static_cast<std::uint8_t>(options.map_by);
   req.per_host = options.per_host;
@@ -322,7 +325,7 @@ std::vector<HostInfo> Session::hosts() {
   for (auto& h : list.hosts)
     out.push_back({h.index, std::move(h.name), std::move(h.address), std::move(h.arch), h.ncpus,
                    h.ntasks, h.daemon_pid, h.packages, h.numa_nodes, h.cores, h.pus,
-                   std::move(h.topology_note)});
+                   std::move(h.topology_note), h.slots > 0 ? h.slots : h.ncpus});
   return out;
 }
 

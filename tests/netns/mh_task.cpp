@@ -7,6 +7,8 @@
 //   mh_task watch HOST            spawn `sleep 600` on HOST, watch it and the hosts, print
 //                                 "ready"; then report the HostDelete and TaskExit
 //                                 notifications and that a send to the lost task fails
+//   mh_task pairs                 every rank sends to every other and prints, per peer,
+//                                 "pair R->P <same|other> host: TRANSPORT"
 // Exit status 0 when everything checked out; messages on stdout for the test to match.
 #include <cohort/cohort.hpp>
 
@@ -16,6 +18,7 @@
 #include <cstdio>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace {
 
@@ -111,6 +114,31 @@ int watch(cohort::Session& s, const std::string& host) {
   return 0;
 }
 
+int pairs(cohort::Session& s) {
+  const auto& tids = s.job_tids();
+  cohort::Message hi;
+  hi << s.host_name();
+  for (cohort::Tid t : tids)
+    if (t != s.tid()) s.send(t, 2, hi);
+  std::vector<std::string> hosts(tids.size());
+  for (std::size_t i = 1; i < tids.size(); ++i) {
+    cohort::Message m = s.recv(cohort::kAnyTid, 2);
+    for (std::size_t r = 0; r < tids.size(); ++r)
+      if (tids[r] == m.source()) hosts[r] = m.unpack_string();
+  }
+  for (std::size_t r = 0; r < tids.size(); ++r) {
+    if (tids[r] == s.tid()) continue;
+    std::printf("pair %d->%zu %s host: %s\n", s.rank(), r,
+                hosts[r] == s.host_name() ? "same" : "other", s.transport_to(tids[r]).c_str());
+  }
+  std::fflush(stdout);
+  // Nobody leaves while a peer may still send to it.
+  for (cohort::Tid t : tids)
+    if (t != s.tid()) s.send(t, 3, cohort::Message());
+  for (std::size_t i = 1; i < tids.size(); ++i) s.recv(cohort::kAnyTid, 3);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) try {
@@ -119,7 +147,8 @@ int main(int argc, char** argv) try {
   if (mode == "ring") return ring(s);
   if (mode == "late-spawn" && argc > 3) return late_spawn(s, argv[2], argv[3]);
   if (mode == "watch" && argc > 2) return watch(s, argv[2]);
-  std::fprintf(stderr, "usage: mh_task ring | late-spawn FILE HOST | watch HOST\n");
+  if (mode == "pairs") return pairs(s);
+  std::fprintf(stderr, "usage: mh_task ring | late-spawn FILE HOST | watch HOST | pairs\n");
   return 2;
 } catch (const cohort::Error& e) {
   std::printf("mh_task: %s\n", e.what());

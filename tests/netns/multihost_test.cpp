@@ -7,8 +7,10 @@
 #include <sys/wait.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <memory>
+#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -163,6 +165,73 @@ TEST_F(MultiHost, JobAcrossAllHostsExchangesMessages) {
   EXPECT_EQ(ps.exit_code, 0) << ps.err;
 }
 
+// Two tasks on each of two hosts: a pair on one host talks over shared memory,
+// a pair across hosts never does (the emulated hosts have their own /dev/shm,
+// IPC and network namespaces, as real ones would).
+TEST_F(MultiHost, PeersOnOneHostPickShmAndAcrossHostsDoNot) {
+  boot(2, 2);
+  if (!cluster_) return;
+  auto r = cohort(1, {"run", "--map-by", "host", "--per-host", "2", "-n", "4", bin("mh_task"),
+                      "pairs"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << master_log();
+  int same = 0, other = 0;
+  std::istringstream lines(r.out);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find("pair ") == std::string::npos) continue;
+    const std::string transport = line.substr(line.rfind(' ') + 1);
+    if (line.find(" same host: ") != std::string::npos) {
+      ++same;
+      EXPECT_EQ(transport, "shm") << line;
+    } else {
+      ++other;
+      EXPECT_NE(transport, "shm") << line;
+      EXPECT_EQ(transport, "tcp") << line << " (no RDMA fabric between emulated hosts)";
+    }
+  }
+  EXPECT_EQ(same, 4) << r.out;   // each rank has one same-host peer
+  EXPECT_EQ(other, 8) << r.out;  // and two on the other host
+}
+
+// A hostfile's per-host options take effect: slots= drives --map-by slot,
+// wdir= is where that host's tasks start, path= is where their programs are
+// looked up (and their PATH).
+TEST_F(MultiHost, HostfileSlotsWdirAndPathApply) {
+  auto c = NetnsCluster::create(2);
+  if (!c.is_ok()) GTEST_SKIP() << "no emulated cluster here: " << c.status().to_string();
+  cluster_ = std::move(c).value();
+  const std::string wd = tmp_.path() + "/work dir", bindir = tmp_.path() + "/apps";
+  std::filesystem::create_directories(wd);
+  std::filesystem::create_directories(bindir);
+  {
+    std::ofstream script(bindir + "/whereami");
+    script << "#!/bin/sh\necho \"$(hostname) in $(pwd) with PATH=$PATH\"\n";
+  }
+  std::filesystem::permissions(bindir + "/whereami", std::filesystem::perms::owner_all);
+  {
+    std::ofstream hf(tmp_.path() + "/hostfile");
+    hf << "h1 slots=1\n";
+    hf << "h2 slots=3 wdir=\"" << wd << "\" path=" << bindir << ":/usr/bin:/bin\n";
+  }
+  auto r = cohort(1, {"start", "--hostfile", tmp_.path() + "/hostfile", "--agent",
+                      cluster_->agent_template(), "--timeout", "20"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << master_log();
+
+  auto hosts = cohort(1, {"hosts"}).out;
+  EXPECT_TRUE(std::regex_search(hosts, std::regex(" h1 .* 1 +[0-9]+ +[0-9]+\\s*\n"))) << hosts;
+  EXPECT_TRUE(std::regex_search(hosts, std::regex(" h2 .* 3 +[0-9]+ +[0-9]+\\s*\n"))) << hosts;
+
+  auto w = cohort(1, {"run", "--host", "h2", "-n", "1", "whereami"});
+  EXPECT_EQ(w.exit_code, 0) << w.out << w.err << master_log();
+  EXPECT_NE(w.out.find("h2 in " + wd + " with PATH=" + bindir + ":"), std::string::npos) << w.out;
+
+  // By slot: 1 on h1, then 3 on h2, then round again.
+  auto m = cohort(1, {"run", "--map-by", "slot", "-n", "5", bin("mh_task"), "ring"});
+  EXPECT_EQ(m.exit_code, 0) << m.out << m.err;
+  for (const char* want : {"rank 0 on h1", "rank 1 on h2", "rank 2 on h2", "rank 3 on h2",
+                           "rank 4 on h1"})
+    EXPECT_NE(m.out.find(want), std::string::npos) << want << " in\n" << m.out;
+}
+
 TEST_F(MultiHost, AddAFifthHostWhileAJobRunsAndSpawnOntoIt) {
   boot(5, 4);
   if (!cluster_) return;
@@ -190,6 +259,32 @@ TEST_F(MultiHost, RemoveAHostKillsAndNotifiesItsTasks) {
   EXPECT_NE(out.find("signal 15"), std::string::npos) << out;
   EXPECT_NE(out.find("watch ok"), std::string::npos) << out;
   EXPECT_FALSE(lists(cohort(1, {"hosts"}).out, "h3"));
+}
+
+// --drain lets the host's tasks finish (they are not killed), then the host goes.
+TEST_F(MultiHost, RemoveWithDrainLetsTasksFinish) {
+  boot(4, 4);
+  if (!cluster_) return;
+  std::string go = tmp_.path() + "/drained";
+  std::string log = start(1, {"run", "--host", "h3", "-n", "1", "sh", "-c",
+                              "echo started; while [ ! -e " + go + " ]; do sleep 0.05; done; echo done"});
+  ASSERT_TRUE(wait_for(log, "started")) << slurp(log) << master_log();
+  std::string rm_log = start(1, {"remove", "--drain", "h3"});
+  // While the task runs the host stays; once it ends, the host goes.
+  std::this_thread::sleep_for(500ms);
+  EXPECT_TRUE(lists(cohort(1, {"hosts"}).out, "h3")) << "h3 left before its task ended";
+  std::ofstream(go) << "go\n";
+  EXPECT_EQ(wait_child(), 0) << slurp(rm_log) << master_log();  // cohort remove
+  hosts_until(1, [](const std::string& o) { return !lists(o, "h3") && lists(o, "h4"); });
+  // The job's task ran to its end: exit status 0, its last line printed.
+  pid_t run = children_.back();
+  int st = 0;
+  auto deadline = Clock::now() + 20s;
+  while (::waitpid(run, &st, WNOHANG) != run && Clock::now() < deadline)
+    std::this_thread::sleep_for(20ms);
+  children_.pop_back();
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << slurp(log);
+  EXPECT_NE(slurp(log).find("done"), std::string::npos) << slurp(log);
 }
 
 TEST_F(MultiHost, CrashedHostIsDeletedAndItsTasksReported) {

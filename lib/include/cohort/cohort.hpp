@@ -137,6 +137,7 @@ struct HostInfo {
   unsigned cores = 0;
   unsigned pus = 0;            ///< processing units (hardware threads)
   std::string topology_note;   ///< empty, or why tasks there are not bound
+  unsigned slots = 0;          ///< tasks per round of --map-by slot (the hostfile's slots=, else ncpus)
 };
 
 /// Which transport a task uses for its messages to one peer, and why
