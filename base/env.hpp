@@ -31,6 +31,8 @@ inline constexpr const char* kLog = "COHORT_LOG";
 inline constexpr const char* kTransports = "COHORT_TRANSPORTS";
 inline constexpr const char* kEagerLimit = "COHORT_EAGER_LIMIT";
 inline constexpr const char* kSpinUs = "COHORT_SPIN_US";
+/// The network interface whose addresses daemons and tasks advertise.
+inline constexpr const char* kInterface = "COHORT_IF";
 
 inline constexpr const char* kSocketName = "cohortd.sock";
 inline constexpr const char* kCookieName = "cookie";

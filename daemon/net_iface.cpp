@@ -9,14 +9,6 @@
 
 namespace cohort::daemon {
 
-bool is_host_only_interface(const std::string& name) {
-  // These bridges carry a host's own containers or VMs: a peer on another
-  // host that dials their address reaches its own bridge, or nothing.
-  for (const char* p : {"docker", "virbr", "br-", "lxcbr", "lxdbr", "cni", "podman", "vboxnet"})
-    if (name.rfind(p, 0) == 0) return true;
-  return false;
-}
-
 Result<std::vector<std::string>> advertised_ips(const std::string& forced) {
   ifaddrs* list = nullptr;
   if (::getifaddrs(&list) != 0) return errno_status(Errc::kIoError, "getifaddrs", errno);

@@ -12,12 +12,13 @@
 #include <string>
 #include <vector>
 
+#include "base/netif.hpp"
 #include "base/status.hpp"
 
 namespace cohort::daemon {
 
-/// True for interface names that never reach another host (see above).
-bool is_host_only_interface(const std::string& name);
+/// True for interface names that never reach another host (base/netif.hpp).
+using cohort::is_host_only_interface;
 
 /// The IPv4 addresses to advertise, best first. `forced` (an interface name)
 /// restricts the choice to it; kNotFound when it has no IPv4 address.

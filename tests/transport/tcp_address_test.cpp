@@ -42,12 +42,27 @@ TEST(TcpAddress, BindHost) {
   auto lo = resolve_bind_host("127.0.0.1");
   ASSERT_TRUE(lo.is_ok());
   EXPECT_TRUE(lo->is_loopback());
-  EXPECT_EQ(published_address(*lo), "tcp:127.0.0.1:0");
+  EXPECT_EQ(*published_address(*lo), "tcp:127.0.0.1:0");
   auto wild = *any;
   wild.set_port(777);
-  std::string list = published_address(wild);
+  std::string list = *published_address(wild);
   EXPECT_NE(list.find("tcp:127.0.0.1:777"), std::string::npos) << list;
   EXPECT_TRUE(parse_address_list(list).is_ok()) << list;
+}
+
+// COHORT_IF forces one interface: loopback ("lo") publishes 127.0.0.1 only; an
+// interface that does not exist is an error that names it.
+TEST(TcpAddress, ForcedInterface) {
+  auto wild = *resolve_bind_host("");
+  wild.set_port(778);
+  auto lo = published_address(wild, "lo");
+  ASSERT_TRUE(lo.is_ok()) << lo.status().to_string();
+  EXPECT_EQ(*lo, "tcp:127.0.0.1:778");
+  auto none = published_address(wild, "nosuchif0");
+  ASSERT_FALSE(none.is_ok());
+  EXPECT_EQ(none.status().code(), Errc::kNotFound);
+  EXPECT_NE(none.status().message().find("nosuchif0"), std::string::npos);
+  EXPECT_NE(none.status().message().find("COHORT_IF"), std::string::npos);
 }
 
 }  // namespace

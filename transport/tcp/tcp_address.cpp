@@ -8,6 +8,10 @@
 
 #include <charconv>
 #include <cstring>
+#include <string_view>
+
+#include "base/env.hpp"
+#include "base/netif.hpp"
 
 namespace cohort::transport::tcp {
 
@@ -141,13 +145,17 @@ Result<SocketAddress> resolve_bind_host(const std::string& host) {
   return a;
 }
 
-std::string published_address(const SocketAddress& bound) {
+Result<std::string> published_address(const SocketAddress& bound, std::string_view forced) {
   if (!bound.is_wildcard()) return format_address(bound);
   std::vector<SocketAddress> outside, loopback;
   ifaddrs* list = nullptr;
   if (::getifaddrs(&list) == 0) {
     for (ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
       if (i->ifa_addr == nullptr || (i->ifa_flags & IFF_UP) == 0) continue;
+      const std::string_view name = i->ifa_name != nullptr ? i->ifa_name : "";
+      // COHORT_IF: that interface only. Else never a host-only bridge, which
+      // no peer on another host can reach (base/netif.hpp).
+      if (!forced.empty() ? name != forced : is_host_only_interface(name)) continue;
       int fam = i->ifa_addr->sa_family;
       // An IPv6 wildcard also accepts IPv4 (Linux dual-stack default).
       if (fam != AF_INET && !(fam == AF_INET6 && bound.family() == AF_INET6)) continue;
@@ -161,6 +169,10 @@ std::string published_address(const SocketAddress& bound) {
     ::freeifaddrs(list);
   }
   outside.insert(outside.end(), loopback.begin(), loopback.end());
+  if (outside.empty() && !forced.empty())
+    return Status(Errc::kNotFound, "interface '" + std::string(forced) + "' (" + env::kInterface +
+                                       ") has no address that is up; name one that 'ip addr' "
+                                       "lists, or unset " + env::kInterface);
   if (outside.empty()) {
     auto lo = parse_one("tcp:127.0.0.1:" + std::to_string(bound.port()));
     if (lo.is_ok()) outside.push_back(*lo);

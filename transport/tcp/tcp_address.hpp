@@ -42,7 +42,9 @@ Result<std::vector<SocketAddress>> parse_address_list(std::string_view text);
 Result<SocketAddress> resolve_bind_host(const std::string& host);
 
 /// What a listener bound to `bound` publishes: its own address, or for a
-/// wildcard bind one address per interface that is up, loopback last.
-std::string published_address(const SocketAddress& bound);
+/// wildcard bind one address per interface that is up (never a host-only
+/// bridge), loopback last; with `forced` (COHORT_IF) that interface's only,
+/// kNotFound when it has none.
+Result<std::string> published_address(const SocketAddress& bound, std::string_view forced = {});
 
 }  // namespace cohort::transport::tcp

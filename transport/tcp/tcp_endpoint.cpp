@@ -6,8 +6,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
+#include "base/env.hpp"
 #include "base/log.hpp"
 #include "transport/base/options.hpp"
 #include "transport/tcp/tcp_address.hpp"
@@ -59,7 +61,10 @@ Result<std::unique_ptr<Endpoint>> TcpEndpoint::open(const EndpointOptions& optio
   SocketAddress bound;
   bound.size = sizeof bound.storage;
   if (::getsockname(ep->listen_.get(), bound.get(), &bound.size) != 0) return failed("getsockname");
-  ep->address_ = published_address(bound);
+  const char* forced = std::getenv(env::kInterface);
+  auto published = published_address(bound, forced != nullptr ? forced : "");
+  if (!published.is_ok()) return published.take_status();
+  ep->address_ = std::move(*published);
 
   ep->epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
   if (!ep->epoll_) return errno_status(Errc::kIoError, "epoll_create1", errno);
