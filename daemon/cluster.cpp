@@ -309,7 +309,8 @@ void Cluster::on_frame(PeerLink& l, const proto::FrameView& f) {
     }
     case proto::MsgType::kHeartbeat: {
       proto::Heartbeat m;
-      decode(m);
+      if (decode(m) && hosts_.count(l.peer_index))
+        hears_master_[l.peer_index] = m.master == master_ && m.hears_master != 0;
       return;
     }
     case proto::MsgType::kStopDaemon: {

@@ -189,6 +189,10 @@ class Cluster {
   std::map<std::uint32_t, proto::HostInfo> hosts_;
   std::unordered_map<std::uint32_t, Clock::time_point> last_heard_;
   std::set<std::uint32_t> dead_;        // deleted: never dialled or accepted again
+  // Whether each host's last heartbeat said it still hears our master.
+  std::unordered_map<std::uint32_t, bool> hears_master_;
+  // Since when we have been cut off from a master that others still hear.
+  std::optional<Clock::time_point> cut_off_since_;
 
   std::unordered_map<LinkId, std::unique_ptr<PeerLink>> links_;
   std::unordered_map<std::uint32_t, LinkId> by_index_;

@@ -145,6 +145,10 @@ void Cluster::heartbeat() {
   proto::Heartbeat hb;
   hb.index = self_;
   hb.seq = seq_;
+  hb.master = master_;
+  auto heard = last_heard_.find(master_);
+  hb.hears_master = is_master() || (heard != last_heard_.end() &&
+                                    Clock::now() - heard->second <= opts_.heartbeat_timeout);
   std::vector<std::uint32_t> to;
   for (const auto& [i, h] : hosts_)
     if (i != self_) to.push_back(i);
@@ -166,13 +170,42 @@ void Cluster::check_liveness() {
       host_lost(i, "no heartbeat for " + std::to_string(opts_.heartbeat_timeout.count()) + " ms");
     return;
   }
-  if (!silent(master_)) return;
-  // The master is gone. Every survivor picks the lowest index it still hears
-  // from (itself included); that daemon takes over and announces the loss.
-  std::uint32_t old = master_;
+  if (!silent(master_)) {
+    cut_off_since_.reset();
+    return;
+  }
+  // The master is silent. It is gone only if the hosts we hear agree, and we
+  // must hear a majority of the others: a host cut off from the master (or
+  // from everybody) must not start a VM of its own. Every survivor then picks
+  // the lowest index it still hears (itself included); that daemon takes over
+  // and announces the loss.
+  const std::uint32_t old = master_;
   std::uint32_t pick = self_;
-  for (const auto& [i, h] : hosts_)
-    if (i != old && (i == self_ || !silent(i))) pick = std::min(pick, i);
+  std::size_t others = 0, heard = 0;
+  bool master_heard_elsewhere = false;
+  for (const auto& [i, h] : hosts_) {
+    if (i == old || i == self_) continue;
+    ++others;
+    if (silent(i)) continue;
+    ++heard;
+    pick = std::min(pick, i);
+    if (auto it = hears_master_.find(i); it != hears_master_.end() && it->second)
+      master_heard_elsewhere = true;
+  }
+  if (master_heard_elsewhere || 2 * (heard + 1) <= others + 1) {
+    if (!cut_off_since_) {
+      cut_off_since_ = now;
+      COHORT_LOG_WARN(kLog) << "master host " << old << " is silent, but "
+                            << (master_heard_elsewhere ? "other hosts still hear it"
+                                                       : "we hear too few other hosts")
+                            << ": this host is cut off";
+    } else if (now - *cut_off_since_ > 2 * opts_.heartbeat_timeout) {
+      // The master has removed us by now; our tasks cannot reach the VM.
+      d_.begin_halt("cut off from the master and most of the VM");
+    }
+    return;
+  }
+  cut_off_since_.reset();
   COHORT_LOG_WARN(kLog) << "master host " << old << " is lost; host " << pick << " takes over";
   master_ = pick;
   if (pick == self_) host_lost(old, "the master stopped answering");

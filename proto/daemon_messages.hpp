@@ -83,8 +83,10 @@ struct Heartbeat {
   static constexpr MsgType kType = MsgType::kHeartbeat;
   std::uint32_t index = 0;
   std::uint64_t seq = 0;       // the last event the sender applied
+  std::uint32_t master = 0;    // the master the sender follows
+  std::uint8_t hears_master = 1;  // and whether it heard it within the timeout
   template <class F>
-  void fields(F& f) { f(index); f(seq); }
+  void fields(F& f) { f(index); f(seq); f(master); f(hears_master); }
 };
 
 // ---- cross-host tasks ----------------------------------------------------------
