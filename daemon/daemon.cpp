@@ -16,6 +16,7 @@
 #include "base/log.hpp"
 #include "daemon/dispatcher.hpp"
 #include "daemon/ids.hpp"
+#include "daemon/leftovers.hpp"
 
 namespace cohort::daemon {
 
@@ -230,6 +231,8 @@ void Daemon::reap_children() {
       rec.exit_code = WEXITSTATUS(st);
     }
     finish_task(t->tid, rec);
+    // Ours to reap, so gone for good: nothing can still use what it left.
+    remove_shm_leftovers(pid);
   }
 }
 
