@@ -38,6 +38,7 @@
 
 #include "base/fd.hpp"
 #include "base/status.hpp"
+#include "daemon/binding.hpp"
 #include "daemon/client_conn.hpp"
 #include "daemon/peer_link.hpp"
 #include "daemon/poller.hpp"
@@ -142,7 +143,7 @@ class Cluster {
   };
   proto::SpawnOutcome start_local(const proto::Spawn& m, const std::string& path,
                                   const std::vector<std::string>& env, const TaskIdentity& id,
-                                  ConnId output_to);
+                                  ConnId output_to, const Binding& bind);
 
   // links (cluster.cpp)
   PeerLink* link_to(std::uint32_t index);  // dials lazily; nullptr if unknown

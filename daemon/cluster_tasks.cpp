@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "base/log.hpp"
+#include "daemon/binding.hpp"
 #include "daemon/cluster.hpp"
 #include "daemon/daemon.hpp"
 #include "daemon/ids.hpp"
@@ -26,9 +27,10 @@ proto::WireStatus wire(Errc code, std::string message) {
 
 proto::SpawnOutcome Cluster::start_local(const proto::Spawn& m, const std::string& path,
                                          const std::vector<std::string>& env,
-                                         const TaskIdentity& id, ConnId output_to) {
+                                         const TaskIdentity& id, ConnId output_to,
+                                         const Binding& bind) {
   proto::SpawnOutcome o;
-  auto proc = d_.spawner().start(m, path, env, id);
+  auto proc = d_.spawner().start(m, path, env, id, &bind);
   if (!proc.is_ok()) {
     o.status = wire(proc.status().code(), proc.status().message());
     return o;
@@ -43,6 +45,7 @@ proto::SpawnOutcome Cluster::start_local(const proto::Spawn& m, const std::strin
   t.program = m.program;
   t.spawned = true;
   d_.tasks().add(std::move(t));
+  if (proc->bound) d_.binder().assign(id.tid, bind);
   Status fwd = d_.output().add(id.tid, output_to, std::move(proc->out), std::move(proc->err));
   if (!fwd.is_ok())
     COHORT_LOG_ERROR("daemon.output") << "cannot read the output of " << tid_name(id.tid) << ": "
@@ -134,14 +137,17 @@ void Cluster::start_phase(std::uint32_t op_id) {
       auto path = d_.spawner().find_program(op.m);
       std::vector<std::string> env = d_.spawner().base_env(op.m);
       ConnId out_to = (op.m.flags & proto::kSpawnForwardOutput) ? op.conn : 0;
-      for (std::int32_t r : rs) {
+      const std::vector<Binding> binds = plan_spawn(d_.binder(), op.m.bind_to, rs.size(),
+                                                    d_.tasks().child_count(), tid_name(op.parent));
+      for (std::size_t i = 0; i < rs.size(); ++i) {
+        const std::int32_t r = rs[i];
         auto& o = op.outcomes[static_cast<std::size_t>(r)];
         if (!path.is_ok()) {
           o.status = wire(path.status().code(), path.status().message());
           continue;
         }
         TaskIdentity id{op.tids[static_cast<std::size_t>(r)], op.parent, op.job, r, size};
-        o = start_local(op.m, *path, env, id, out_to);
+        o = start_local(op.m, *path, env, id, out_to, binds[i]);
       }
       continue;
     }
@@ -245,6 +251,11 @@ void Cluster::on_task_frame(PeerLink& l, const proto::FrameView& f) {
       auto path = d_.spawner().find_program(m.spawn);
       std::vector<std::string> env = d_.spawner().base_env(m.spawn);
       ConnId out_to = (m.spawn.flags & proto::kSpawnForwardOutput) ? (kRemoteDest | from) : 0;
+      // Bound like local spawns, over this host's cores.
+      const std::vector<Binding> binds =
+          plan_spawn(d_.binder(), m.spawn.bind_to, m.ranks.size(), d_.tasks().child_count(),
+                     "a spawn from host " + std::to_string(from));
+      std::size_t next_bind = 0;
       for (std::int32_t rank : m.ranks) {
         proto::SpawnOutcome o;
         if (rank < 0 || static_cast<std::size_t>(rank) >= m.job_tids.size()) {
@@ -255,7 +266,7 @@ void Cluster::on_task_frame(PeerLink& l, const proto::FrameView& f) {
         } else {
           TaskIdentity id{m.job_tids[static_cast<std::size_t>(rank)], m.parent, m.job, rank,
                           static_cast<std::int32_t>(m.job_tids.size())};
-          o = start_local(m.spawn, *path, env, id, out_to);
+          o = start_local(m.spawn, *path, env, id, out_to, binds[next_bind++]);
           if (o.tid != kNoTid) remote_watchers_[o.tid].insert(from);
         }
         r.tasks.push_back(std::move(o));

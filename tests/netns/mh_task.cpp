@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,7 +26,8 @@ namespace {
 using namespace std::chrono_literals;
 
 int ring(cohort::Session& s) {
-  std::printf("rank %d on %s\n", s.rank(), s.host_name().c_str());
+  const char* bind = std::getenv("COHORT_BIND");
+  std::printf("rank %d on %s bound to %s\n", s.rank(), s.host_name().c_str(), bind ? bind : "?");
   std::fflush(stdout);
   const auto& tids = s.job_tids();
   const int n = s.job_size();

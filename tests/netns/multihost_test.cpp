@@ -161,6 +161,10 @@ TEST_F(MultiHost, JobAcrossAllHostsExchangesMessages) {
   EXPECT_NE(m.out.find("rank 1 on h1"), std::string::npos) << m.out;
   EXPECT_EQ(m.out.find("rank 2 on h1"), std::string::npos) << m.out;
   EXPECT_NE(m.out.find("ring ok 12"), std::string::npos) << m.out;
+  // Tasks placed on other hosts are bound there, as local ones are.
+  auto b = cohort(1, {"run", "--host", "h1,h2", "--bind-to", "core", "-n", "2", bin("mh_task"), "ring"});
+  EXPECT_EQ(b.exit_code, 0) << b.out << b.err;
+  EXPECT_TRUE(std::regex_search(b.out, std::regex("rank 1 on h2 bound to core:[0-9]+"))) << b.out;
   auto ps = cohort(1, {"ps"});
   EXPECT_EQ(ps.exit_code, 0) << ps.err;
 }
