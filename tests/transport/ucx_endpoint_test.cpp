@@ -59,6 +59,13 @@ class Child {
     for (ssize_t n; (n = ::read(out_, buf, sizeof buf)) > 0;) text_.append(buf, n);
     return text_.find(prefix) != std::string::npos;
   }
+  /// The rest of the line the child printed after `prefix`; empty until it has.
+  std::string value(const std::string& prefix) {
+    if (!said(prefix)) return {};
+    const std::size_t at = text_.find(prefix) + prefix.size();
+    const std::size_t end = text_.find('\n', at);
+    return end == std::string::npos ? std::string() : text_.substr(at, end - at);
+  }
   void kill_now() {
     ASSERT_EQ(::kill(pid_, SIGKILL), 0);
     ASSERT_EQ(::waitpid(pid_, nullptr, 0), pid_);
@@ -227,6 +234,38 @@ TEST_P(UcxTest, PeerThatLeavesDeliversEverythingFirst) {
   ASSERT_EQ(a->frames.size(), 4u) << "ready + three frames, before kPeerDown";
   for (std::size_t i = 1; i < 4; ++i) EXPECT_EQ(a->frames[i].payload.size(), 1000u);
   EXPECT_EQ(a->kinds.back(), Event::Kind::kPeerDown);
+}
+
+// Both processes connect to each other before either reads the other's hello,
+// so UCP pairs the two connecting eps (by creation order), crossing our roles:
+// inside UCX the child's frames to our accepted peer ride on the ep of our own
+// connecting peer. The child sends a rendezvous-sized frame and leaves at once;
+// its goodbye to our connecting peer (on the other ep, over TCP another socket)
+// must not cancel the payload still arriving for the accepted one.
+TEST_P(UcxTest, GoodbyeOnASiblingDoesNotCancelAPayloadInFlight) {
+  constexpr std::size_t kSize = 16 << 20;
+  auto a = open_side();
+  Child child("cross", a->ep().address(), kSize);
+  std::string addr;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while ((addr = child.value("address ")).empty()) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the child never printed its address";
+    ::usleep(1000);
+  }
+  auto ours = a->ep().connect(addr);  // before polling: our connecting ep is made first
+  ASSERT_TRUE(ours.is_ok()) << ours.status().to_string();
+  ASSERT_TRUE(pump({a.get()}, [&] { return a->down.size() == 2; }));
+  EXPECT_EQ(child.wait_exit(), 0);
+  ASSERT_EQ(a->frames.size(), 2u) << "ready + the large frame";
+  const testing::Received& big = a->frames[1];
+  EXPECT_TRUE(big.announced);
+  EXPECT_TRUE(big.complete);
+  EXPECT_TRUE(big.status.is_ok()) << big.status.to_string();
+  ASSERT_EQ(big.payload.size(), kSize);
+  std::size_t bad = kSize;
+  for (std::size_t i = 0; i < kSize && bad == kSize; ++i)
+    if (big.payload[i] != static_cast<std::byte>((i * 131u + 7u) & 0xff)) bad = i;
+  EXPECT_EQ(bad, kSize) << "the payload differs at byte " << bad;
 }
 
 // A caller that uses prepare_wait() and sleeps on wait_fd() is woken by a frame

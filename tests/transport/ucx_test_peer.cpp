@@ -10,6 +10,10 @@
 //   echo   sends every frame it gets back to the sender
 //   clean  sends three 1000-byte frames, waits until they completed, closes
 //          the endpoint and exits 0
+//   cross  prints "address A" (its own) first; once the test's endpoint has
+//          connected back (kPeerAccepted), sends one frame of SIZE pattern
+//          bytes on its own connection, waits until it completed, closes the
+//          endpoint and exits 0
 // Lines go to stdout, flushed at once; the test reads them through a pipe.
 // Exits 3 when the test's endpoint goes away, 2 on usage or setup errors.
 #include <cstdio>
@@ -46,6 +50,7 @@ int main(int argc, char** argv) {
   auto opened = ucx::transport().open(options);
   if (!opened.is_ok()) return fail(opened.status().to_string());
   std::unique_ptr<Endpoint> ep = std::move(*opened);
+  if (mode == "cross") say("address " + ep->address());
   auto peer = ep->connect(argv[2]);
   if (!peer.is_ok()) return fail(peer.status().to_string());
 
@@ -57,10 +62,13 @@ int main(int argc, char** argv) {
   std::vector<std::byte> big;
   std::vector<iovec> big_iov;
   std::size_t sends_pending = 0;
-  if (mode == "send") {
+  bool cross_sent = false;  // cross: the big frame has been sent
+  if (mode == "send" || mode == "cross") {
     big.resize(argc > 3 ? std::strtoull(argv[3], nullptr, 10) : 64 << 20);
     for (std::size_t i = 0; i < big.size(); ++i) big[i] = pattern(i);
     big_iov.push_back({big.data(), big.size()});
+  }
+  if (mode == "send") {
     auto r = ep->send(*peer, Frame{ready_header.first(0), big_iov}, 2);
     if (!r.is_ok()) return fail(r.status().to_string());
     say("sent");
@@ -92,7 +100,16 @@ int main(int argc, char** argv) {
             if (!r.is_ok()) return fail(r.status().to_string());
           }
           break;
+        case Event::Kind::kPeerAccepted:
+          if (mode == "cross") {
+            auto r = ep->send(*peer, Frame{ready_header.first(0), big_iov}, 2);
+            if (!r.is_ok()) return fail(r.status().to_string());
+            sends_pending = *r == Progress::kPending;
+            cross_sent = true;
+          }
+          break;
         case Event::Kind::kSendDone:
+          if (!e.status.is_ok()) return fail("send: " + e.status.to_string());
           if (sends_pending > 0) --sends_pending;
           break;
         case Event::Kind::kPeerDown:
@@ -101,7 +118,8 @@ int main(int argc, char** argv) {
           break;
       }
     }
-    if (mode == "clean" && sends_pending == 0) {
+    const bool cross_done = mode == "cross" && cross_sent && sends_pending == 0;
+    if ((mode == "clean" && sends_pending == 0) || cross_done) {
       ep.reset();  // says goodbye after the frames
       say("closed");
       return 0;

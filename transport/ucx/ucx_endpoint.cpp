@@ -126,20 +126,14 @@ UcxEndpoint::~UcxEndpoint() {
   std::vector<void*> closing;
   // Force-close every ep: UCX ends what still runs on it (the callbacks come in
   // the progress below) and stops touching the caller's buffers.
-  auto close_ep = [&](Peer& p) {
-    if (p.ep != nullptr) {
-      ucp_request_param_t param{};
-      param.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
-      param.flags = UCP_EP_CLOSE_FLAG_FORCE;
-      ucs_status_ptr_t r = ucp_ep_close_nbx(p.ep, &param);
-      if (UCS_PTR_IS_PTR(r)) closing.push_back(r);
-      p.ep = nullptr;
-    }
+  // (Parked eps, kept open for a sibling, sit with retired peers.)
+  auto force_close = [&](Peer& p) {
+    close_ep(p);
     if (p.close_request != nullptr) closing.push_back(std::exchange(p.close_request, nullptr));
   };
   for (auto& p : peers_)
-    if (p) close_ep(*p);
-  for (auto& p : retired_) close_ep(*p);
+    if (p) force_close(*p);
+  for (auto& p : retired_) force_close(*p);
   // Receives still posted (slots, payloads nobody sent) end as canceled.
   for (Slot& s : ring_)
     if (s.request != nullptr) ucp_request_cancel(worker_, s.request);
@@ -186,7 +180,10 @@ ucs_status_t UcxEndpoint::create_ep(Peer& p, const std::string& worker) {
   params.err_handler.cb = &UcxEndpoint::on_ep_error;
   params.err_handler.arg = &p;
   ucs_status_t s = ucp_ep_create(worker_, &params, &p.ep);
-  if (s != UCS_OK) p.ep = nullptr;
+  if (s != UCS_OK)
+    p.ep = nullptr;
+  else
+    p.worker = worker;
   return s;
 }
 

@@ -33,6 +33,18 @@
 // error callback fires, when its goodbye (kBye) arrives, when it refuses us, or
 // when its process exits (same-host peers, ucx_liveness.hpp).
 //
+// Siblings (ucx_endpoint_peers.cpp). Two processes that both connect() to
+// each other hold two peers each (ours and accepted), so two ucp_eps towards
+// one remote worker. UCP pairs the eps of two workers by their creation order
+// (its conn_sn), not by our roles: our connecting ep may be the one that
+// carries, inside UCX, the rendezvous traffic of the remote's connecting ep —
+// the frames of our *accepted* peer. Force-closing one sibling's ep therefore
+// cancels the other's transfers (over TCP each ep is its own socket, so a
+// goodbye on one overtakes a payload still streaming on the other). A failed
+// peer whose sibling still holds an open ep is reported as usual but its ep
+// is parked, not closed; the last sibling to close takes the parked eps with
+// it (or the endpoint's close does).
+//
 // Waiting (ucx_endpoint_peers.cpp). wait_fd() is an epoll set holding UCX's
 // worker fd, the liveness set and an eventfd for our own leftover work. UCX's fd
 // only fires after ucp_worker_arm() returned UCS_OK, and arming costs: on shared
@@ -120,6 +132,12 @@ class UcxEndpoint final : public Endpoint {
   void advance_failures(EventSink& sink);
   /// One failing peer: true once it is reported and retired.
   bool finish_failure(Peer& p, EventSink& sink);
+  /// Force-closes `p`'s ep (UCX ends the requests on it in a later progress).
+  void close_ep(Peer& p);
+  /// Whether another peer towards `p`'s remote worker still has an open ep.
+  bool has_open_sibling(const Peer& p) const;
+  /// Closes the eps parked for siblings of `worker` (the last sibling closed).
+  void close_parked(const std::string& worker);
   /// Ends an accepted peer that the caller never saw (bad or refused hello).
   void drop_quietly(Peer& p, const std::string& why);
   /// Arms UCX's fd for a caller that may now sleep (or wakes it when it cannot).
@@ -186,6 +204,7 @@ class UcxEndpoint final : public Endpoint {
 
   std::vector<std::unique_ptr<Peer>> peers_;  // by PeerId; empty once gone
   std::vector<std::unique_ptr<Peer>> retired_;
+  std::size_t parked_retired_ = 0;  // retired peers whose ep is parked (no work to do)
   std::unordered_map<std::uint64_t, PeerId> keys_;  // connector key -> accepted peer
   std::uint64_t cached_key_ = 0;
   PeerId cached_key_peer_ = kNoPeer;

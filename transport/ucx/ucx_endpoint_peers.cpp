@@ -20,6 +20,17 @@ void UcxEndpoint::on_ep_error(void* arg, ucp_ep_h /*ep*/, ucs_status_t status) {
     p->bye_acked = true;  // no acknowledgement will come: stop waiting for one
     return;
   }
+  if (p->parked) {
+    // Inside UCX this ep may carry a sibling's traffic (see park() in the header):
+    // what broke it broke them too.
+    for (auto& s : self.peers_) {
+      if (s && s.get() != p && s->state == Peer::State::kOpen && s->worker == p->worker)
+        self.fail(*s, Status(Errc::kPeerLost, "ucx peer " + s->remote + ": " +
+                                                  ucs_status_string(status) +
+                                                  " (reported by UCX on a sibling ep)"));
+    }
+    return;
+  }
   if (p->state != Peer::State::kOpen) return;
   self.fail(*p, Status(Errc::kPeerLost, "ucx peer " + p->remote + ": " +
                                             ucs_status_string(status) + " (reported by UCX)"));
@@ -99,15 +110,20 @@ bool UcxEndpoint::finish_failure(Peer& p, EventSink& sink) {
   if (!p.ep_closed) {
     // A goodbye (local close) or its ack leaves first (bounded: the peer may not read).
     if (p.internal_sends > 0 && std::chrono::steady_clock::now() < p.close_by) return false;
-    if (p.ep != nullptr) {
+    if (p.ep != nullptr && has_open_sibling(p)) {
+      // A sibling's frames may still travel on this ep inside UCX: park it.
+      // Its receives UCX has not matched end now; what UCX already runs on it
+      // finishes on the open connection (or is given up below).
+      p.parked = true;
+      for (RecvOp* r : posted_recvs_)
+        if (r->peer == p.id && r->request != nullptr) ucp_request_cancel(worker_, r->request);
+      COHORT_LOG_DEBUG(kLog) << log_name_ << " peer " << p.id
+                             << ": ep parked while a sibling to the same worker is open";
+    } else {
       // Force: every request on the ep ends (UCS_ERR_CANCELED) in the next
       // progress, and UCX lets go of the caller's buffers.
-      ucp_request_param_t param{};
-      param.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
-      param.flags = UCP_EP_CLOSE_FLAG_FORCE;
-      ucs_status_ptr_t r = ucp_ep_close_nbx(p.ep, &param);
-      if (UCS_PTR_IS_PTR(r)) p.close_request = r;
-      p.ep = nullptr;
+      close_ep(p);
+      close_parked(p.worker);
     }
     p.ep_closed = true;
   }
@@ -146,8 +162,40 @@ bool UcxEndpoint::finish_failure(Peer& p, EventSink& sink) {
       keys_.erase(it);
     if (cached_key_ == p.rx_sender) cached_key_ = 0;
   }
+  if (p.ep != nullptr) ++parked_retired_;
   retired_.push_back(std::move(peers_[p.id]));
   return true;
+}
+
+void UcxEndpoint::close_ep(Peer& p) {
+  if (p.ep == nullptr) return;
+  ucp_request_param_t param{};
+  param.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
+  param.flags = UCP_EP_CLOSE_FLAG_FORCE;
+  ucs_status_ptr_t r = ucp_ep_close_nbx(p.ep, &param);
+  if (UCS_PTR_IS_PTR(r)) p.close_request = r;
+  p.ep = nullptr;
+}
+
+bool UcxEndpoint::has_open_sibling(const Peer& p) const {
+  for (const auto& s : peers_) {
+    if (s && s.get() != &p && s->ep != nullptr && !s->parked && !s->ep_closed &&
+        s->worker == p.worker)
+      return true;
+  }
+  return false;
+}
+
+void UcxEndpoint::close_parked(const std::string& worker) {
+  auto close_if_parked = [&](Peer& s) {
+    if (!s.parked || s.ep == nullptr || s.worker != worker) return false;
+    close_ep(s);
+    return true;
+  };
+  for (auto& s : peers_)
+    if (s) close_if_parked(*s);
+  for (auto& s : retired_)
+    if (close_if_parked(*s)) --parked_retired_;
 }
 
 void UcxEndpoint::abandon_ops(Peer& p, EventSink& sink) {
@@ -210,6 +258,7 @@ void UcxEndpoint::forget(RecvOp* r) {
 
 void UcxEndpoint::reap_retired() {
   std::erase_if(retired_, [](std::unique_ptr<Peer>& p) {
+    if (p->ep != nullptr) return false;  // parked: UCX's error callback holds its address
     if (p->close_request != nullptr) {
       if (ucp_request_check_status(p->close_request) == UCS_INPROGRESS) return false;
       ucp_request_free(p->close_request);
@@ -220,7 +269,8 @@ void UcxEndpoint::reap_retired() {
 }
 
 bool UcxEndpoint::has_work() const noexcept {
-  return !ready_.empty() || !overflow_.empty() || !failing_.empty() || !retired_.empty() ||
+  return !ready_.empty() || !overflow_.empty() || !failing_.empty() ||
+         retired_.size() > parked_retired_ ||
          !dead_.empty() ||
          !done_.sends.empty() || !done_.recvs.empty() || ring_[ring_head_].done;
 }

@@ -50,7 +50,7 @@ std::size_t UcxEndpoint::poll(std::span<Event> out) {
     }
   }
   if (!failing_.empty()) advance_failures(sink);
-  if (!retired_.empty()) reap_retired();
+  if (retired_.size() > parked_retired_) reap_retired();
   const std::size_t n = sink.used();
   if (n < out.size() && !caller_prepares_) {
     // A caller that does not use prepare_wait() may sleep now: make sure

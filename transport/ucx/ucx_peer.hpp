@@ -14,6 +14,9 @@
 //   kGone     its PeerId slot is empty (later sends say kPeerLost); the object
 //             lives on in the endpoint's retired list until UCX has finished
 //             closing the ep, because UCX's error callback holds its address.
+//             A failed peer whose ep a sibling still needs (same remote worker,
+//             see UcxEndpoint::park()) is `parked`: reported gone, ep still open
+//             until the last sibling closes.
 #pragma once
 
 #include <ucp/api/ucp.h>
@@ -43,6 +46,10 @@ struct Peer {
   ucp_ep_h ep = nullptr;
   void* close_request = nullptr;  // the force close, while UCX is still at it
   bool ep_closed = false;
+  // The remote worker's address (set with `ep`). Two peers with the same one
+  // are siblings: see UcxEndpoint::park() for why their eps close together.
+  std::string worker;
+  bool parked = false;  // failed, but its ep stays open for a sibling (kGone, retired)
 
   std::uint64_t tx_sender = 0;  // sender field of our messages to it (see ucx_tags.hpp)
   std::uint64_t rx_sender = 0;  // sender field of its messages to us
