@@ -38,6 +38,9 @@ PACKAGES=(
   # `cohort bench pingpong`: the fabrics' own ping-pongs as references for the ofi
   # and ucx transports (fi_pingpong, ucx_perftest), and gnuplot for --plot PNGs.
   libfabric-bin ucx-utils gnuplot-nox
+  # tests/slurm (root): `cohort start` inside an allocation starts its daemons
+  # with srun; the test runs its own one-node slurmctld + slurmd (auth/none).
+  slurmctld slurmd slurm-client
 )
 
 install_packages() {

@@ -8,8 +8,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "base/env.hpp"
@@ -68,6 +70,25 @@ Result<pid_t> spawn_agent(const std::vector<std::string>& argv, int in, const st
   if (rc != 0) return errno_status(Errc::kBadProgram, "cannot run launch agent '" + argv[0] + "'", rc);
   return pid;
 }
+
+// Inside a Slurm step, the name Slurm gives this node (often also its host name).
+bool is_this_slurm_node(const std::string& name) {
+  const char* self = std::getenv("SLURMD_NODENAME");
+  return self && *self && name == self;
+}
+
+std::string join_words(const std::vector<std::string>& words) {
+  std::string out;
+  for (const auto& w : words) out += (out.empty() ? "" : " ") + w;
+  return out;
+}
+
+// The index in a `cohortd ready host=N ...` line of `out`, or 0.
+std::uint32_t ready_index(const std::string& out) {
+  auto at = out.find("cohortd ready host=");
+  if (at == std::string::npos) return 0;
+  return static_cast<std::uint32_t>(std::strtoul(out.c_str() + at + 19, nullptr, 10));
+}
 }  // namespace
 
 void HostStarter::start(ClientConn& client, const proto::AddHosts& m) {
@@ -88,7 +109,29 @@ void HostStarter::start(ClientConn& client, const proto::AddHosts& m) {
     }
     for (const HostSpec& h : *specs) hosts.push_back({h.name, h.agent, h.slots, h.wdir, h.path});
   }
+  // Slurm host lists (SLURM_JOB_NODELIST from `cohort start` in an allocation):
+  // one entry per node; a list that does not parse is reported as that host.
+  std::vector<proto::HostStart> expanded;
+  std::set<std::string> seen;
   for (const proto::HostStart& h : hosts) {
+    auto names = h.name.find_first_of("[,") == std::string::npos
+                     ? Result<std::vector<std::string>>(std::vector<std::string>{h.name})
+                     : expand_host_list(h.name);
+    if (!names.is_ok()) {
+      proto::HostStartOutcome o;
+      o.name = h.name;
+      o.status.code = static_cast<std::uint16_t>(names.status().code());
+      o.status.message = names.status().message();
+      req.reply.hosts.push_back(o);
+      continue;
+    }
+    for (const std::string& n : *names) {
+      if (!seen.insert(n).second) continue;  // a node named twice is started once
+      expanded.push_back(h);
+      expanded.back().name = n;
+    }
+  }
+  for (const proto::HostStart& h : expanded) {
     proto::HostStartOutcome o;
     o.name = h.name;
     std::size_t slot = req.reply.hosts.size();
@@ -98,7 +141,8 @@ void HostStarter::start(ClientConn& client, const proto::AddHosts& m) {
       req.reply.hosts[slot].status.message = s.message();
       COHORT_LOG_WARN(kLog) << "cannot start a daemon on " << h.name << ": " << s.message();
     };
-    if (std::uint32_t have = c_.find_host(h.name)) {
+    std::uint32_t have = is_this_slurm_node(h.name) ? c_.self_ : c_.find_host(h.name);
+    if (have) {
       // Already in the VM (typically the master's own line of the hostfile):
       // its options apply from now on when it is this host.
       req.reply.hosts[slot].index = have;
@@ -115,9 +159,11 @@ void HostStarter::start(ClientConn& client, const proto::AddHosts& m) {
       fail(agent.status());
       continue;
     }
-    std::vector<std::string> cmd = {self_exe(), "--join", c_.address(), "--vm", d.vm_name(),
-                                    "--daemonize", "--heartbeat-timeout",
-                                    std::to_string(c_.opts_.heartbeat_timeout.count())};
+    // Under srun the daemon stays in the foreground: the step lives as long as it.
+    bool foreground = runs_in_foreground(*agent);
+    std::vector<std::string> cmd = {self_exe(), "--join", c_.address(), "--vm", d.vm_name()};
+    if (!foreground) cmd.push_back("--daemonize");
+    cmd.insert(cmd.end(), {"--heartbeat-timeout", std::to_string(c_.opts_.heartbeat_timeout.count())});
     if (h.slots > 0) cmd.insert(cmd.end(), {"--slots", std::to_string(h.slots)});
     if (!h.wdir.empty()) cmd.insert(cmd.end(), {"--wdir", h.wdir});
     if (!h.path.empty()) cmd.insert(cmd.end(), {"--path", h.path});
@@ -144,8 +190,8 @@ void HostStarter::start(ClientConn& client, const proto::AddHosts& m) {
     (void)write_all(wr.get(), line.data(), line.size());
     wr.reset();
     COHORT_LOG_INFO(kLog) << "starting a daemon on " << h.name << " through " << agent->spec
-                          << " (pid " << *pid << ")";
-    agents_.push_back({*pid, h.name, out_file, slot, rid, deadline, false});
+                          << " (pid " << *pid << "): " << join_words(argv);
+    agents_.push_back({*pid, h.name, out_file, slot, rid, deadline, false, foreground, false, false});
     ++req.open;
   }
   requests_.emplace_back(rid, std::move(req));
@@ -157,8 +203,32 @@ bool HostStarter::child_exited(pid_t pid, int wait_status) {
   if (it == agents_.end()) return false;
   Agent a = *it;
   agents_.erase(it);
+  if (a.ready) {
+    // A foreground agent (srun) whose daemon had joined: that daemon has ended.
+    std::string out = read_tail(a.output_file, 1000);
+    ::unlink(a.output_file.c_str());
+    COHORT_LOG_INFO(kLog) << "the launch agent of the daemon on " << a.host << " (pid " << a.pid
+                          << ") ended: "
+                          << (WIFEXITED(wait_status)
+                                  ? "status " + std::to_string(WEXITSTATUS(wait_status))
+                                  : "signal " + std::to_string(WTERMSIG(wait_status)))
+                          << (out.empty() ? "" : "; it said: " + out);
+    return true;
+  }
   finish(a, wait_status);
   return true;
+}
+
+void HostStarter::check_ready(Agent& a) {
+  std::uint32_t index = ready_index(read_tail(a.output_file, 4000));
+  if (index == 0 || !c_.host_known(index)) return;
+  a.ready = true;
+  auto rit = std::find_if(requests_.begin(), requests_.end(),
+                          [&](const auto& r) { return r.first == a.request; });
+  if (rit == requests_.end()) return;
+  rit->second.reply.hosts[a.outcome].index = index;
+  --rit->second.open;
+  maybe_reply(a.request);
 }
 
 void HostStarter::finish(Agent& a, int st) {
@@ -170,9 +240,7 @@ void HostStarter::finish(Agent& a, int st) {
   std::string out = read_tail(a.output_file, 4000);
   ::unlink(a.output_file.c_str());
   // The ready line of `cohortd --daemonize` names the index it was given.
-  std::uint32_t index = 0;
-  if (auto at = out.find("cohortd ready host="); at != std::string::npos)
-    index = static_cast<std::uint32_t>(std::strtoul(out.c_str() + at + 19, nullptr, 10));
+  std::uint32_t index = ready_index(out);
   bool ok = WIFEXITED(st) && WEXITSTATUS(st) == 0 && index != 0 && c_.host_known(index);
   if (ok) {
     o.index = index;
@@ -199,11 +267,19 @@ void HostStarter::maybe_reply(std::uint32_t request) {
 
 void HostStarter::on_tick() {
   auto now = Clock::now();
-  for (Agent& a : agents_)
-    if (!a.killed && now > a.deadline) {
+  for (Agent& a : agents_) {
+    if (a.foreground && !a.ready && !a.killed) check_ready(a);
+    if (!a.ready && !a.killed && now > a.deadline) {
       a.killed = true;
-      ::kill(-a.pid, SIGKILL);  // its exit is reaped and reported as a timeout
+      // srun cancels its step on SIGTERM (SIGKILL would leave the step to
+      // Slurm's own time-outs); anything else, and an srun that lingers, is killed.
+      ::kill(-a.pid, a.foreground ? SIGTERM : SIGKILL);  // reaped, reported as a timeout
+    } else if (a.killed && a.foreground && !a.hard_killed &&
+               now > a.deadline + std::chrono::seconds(5)) {
+      a.hard_killed = true;
+      ::kill(-a.pid, SIGKILL);
     }
+  }
 }
 
 }  // namespace cohort::daemon

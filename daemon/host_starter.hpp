@@ -11,6 +11,16 @@
 // finished or passed the deadline (then it is killed); a host that failed is
 // reported with the agent's own output and does not stop the others.
 //
+// Under srun (runs_in_foreground) the daemon is not daemonized: a Slurm step
+// ends, and its processes are killed, when its task returns. That agent stays a
+// child of the master for the daemon's whole life; the host counts as started
+// when the ready line appears in the agent's output (polled on every tick), and
+// the agent's later exit is only logged (the host's loss is membership's).
+//
+// Host names may be Slurm host lists ("n[1-3],gpu01"), expanded here: that is
+// how `cohort start` inside an allocation passes SLURM_JOB_NODELIST. A name
+// equal to this daemon's Slurm node name (SLURMD_NODENAME) is this host.
+//
 // Agents are children of the daemon: Daemon::reap_children hands their exits
 // here through Cluster::child_exited. Single-threaded.
 #pragma once
@@ -49,6 +59,9 @@ class HostStarter {
     std::uint32_t request = 0;
     Clock::time_point deadline;
     bool killed = false;
+    bool foreground = false;       // the agent lives as long as its daemon (srun)
+    bool ready = false;            // foreground: the daemon joined; the reply has it
+    bool hard_killed = false;      // foreground: SIGKILL after SIGTERM was not enough
   };
   struct Request {
     ConnId conn = 0;
@@ -56,6 +69,8 @@ class HostStarter {
     std::size_t open = 0;
   };
   void finish(Agent& a, int wait_status);
+  /// Foreground agents: has the daemon printed its ready line yet?
+  void check_ready(Agent& a);
   void maybe_reply(std::uint32_t request);
 
   Cluster& c_;

@@ -86,6 +86,10 @@ LaunchAgent default_launch_agent() {
   return a;
 }
 
+bool runs_in_foreground(const LaunchAgent& agent) {
+  return agent.kind == LaunchAgent::Kind::kSlurm;
+}
+
 std::vector<std::string> launch_argv(const LaunchAgent& agent, const std::string& host,
                                      const std::vector<std::string>& command) {
   std::vector<std::string> argv;
@@ -100,8 +104,10 @@ std::vector<std::string> launch_argv(const LaunchAgent& agent, const std::string
       return argv;
     }
     case LaunchAgent::Kind::kSlurm:
-      argv = {"srun", "--nodes=1", "--ntasks=1", "--nodelist=" + host, "--overlap",
-              "--kill-on-bad-exit=0", "--quiet"};
+      // --overlap: the step shares the node with the job's other steps; --whole:
+      // it holds every CPU the job has there (the daemon's tasks run inside it).
+      argv = {"srun", "--nodes=1", "--ntasks=1", "--nodelist=" + host, "--overlap", "--whole",
+              "--kill-on-bad-exit=0", "--job-name=cohortd", "--quiet"};
       break;
     case LaunchAgent::Kind::kTemplate:
       for (std::string w : agent.words) {

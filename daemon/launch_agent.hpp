@@ -6,6 +6,11 @@
 //             hanging on a prompt.
 //   slurm     the default inside an allocation (SLURM_JOB_NODELIST set):
 //             `srun --nodes=1 --ntasks=1 --nodelist=HOST --overlap ... cohortd ...`
+//             A Slurm step ends, and Slurm kills what is left of it, when its task
+//             returns: so under srun the daemon runs in the foreground (no
+//             --daemonize) and srun lives as long as it does (runs_in_foreground).
+//             srun runs in the master's environment, which carries the
+//             allocation (SLURM_JOB_ID): start the VM inside the allocation.
 //   template  any command line with {host} in it, e.g. 'ip netns exec {host}' or
 //             'tests/netns/netns_exec.sh PREFIX {host}'; the daemon's own command
 //             line is appended as separate arguments (no shell in between).
@@ -32,6 +37,9 @@ struct LaunchAgent {
 Result<LaunchAgent> parse_launch_agent(std::string_view spec);
 /// slurm inside a Slurm allocation (SLURM_JOB_NODELIST set), else ssh.
 LaunchAgent default_launch_agent();
+/// True when the daemon must stay in the foreground under this agent, for its
+/// whole life (slurm): the agent then returns only when that daemon ends.
+bool runs_in_foreground(const LaunchAgent& agent);
 /// The argv that runs `command` on `host` through `agent`.
 std::vector<std::string> launch_argv(const LaunchAgent& agent, const std::string& host,
                                      const std::vector<std::string>& command);

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <optional>
 
 #include "base/env.hpp"
@@ -26,6 +27,11 @@ const char* const kStartUsage =
     "(e.g. 'ip netns exec {host}'); a hostfile line's agent= overrides it. A host\n"
     "that does not join within --timeout (default 30 s) is reported with the\n"
     "agent's own error; the VM goes on without it (exit status 1).\n"
+    "\n"
+    "Inside a Slurm allocation (SLURM_JOB_NODELIST set) with no HOST and no\n"
+    "hostfile, the hosts are the allocation's nodes: a daemon is started on every\n"
+    "one of them (but this one) with srun, and stays as a step of the job until\n"
+    "'cohort halt'. 'cohort start localhost' starts only this host.\n"
     "\n"
     "The daemon is $COHORT_DAEMON if set, else cohortd next to this cohort executable.\n";
 
@@ -58,6 +64,14 @@ int cmd_start(const Globals& globals, const std::vector<std::string>& args) {
   if (help) return show_usage(kStartUsage);
   MoreHosts more;
   more.hosts = *rest;
+  const char* nodelist = std::getenv("SLURM_JOB_NODELIST");
+  if (more.hosts.empty() && hostfile.empty() && nodelist && *nodelist) {
+    // The daemon expands the Slurm host list and skips its own node.
+    more.hosts.push_back(nodelist);
+    const char* job = std::getenv("SLURM_JOB_ID");
+    std::printf("cohort start: inside Slurm job %s: starting the VM on its nodes %s\n",
+                job ? job : "?", nodelist);
+  }
   more.hostfile = hostfile;
   more.agent = agent;
   more.timeout = timeout;
