@@ -209,6 +209,8 @@ class Cluster {
   std::unordered_map<Tid, std::set<std::uint32_t>> remote_watchers_;  // local tid -> hosts
   std::unordered_map<Tid, std::vector<std::pair<std::uint32_t, std::uint32_t>>> remote_resolves_;
   std::set<Tid> watched_remote_;        // remote tids we asked their owners about
+  // Exits of remote tasks that came while their spawn waited for other hosts.
+  std::unordered_map<Tid, ExitRecord> early_exits_;
 
   std::unique_ptr<HostStarter> starter_;
   // Removal in progress (master): host index -> the tool waiting, by ConnId/req.

@@ -4,6 +4,9 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <optional>
+#include <utility>
+#include <vector>
 
 #include "base/log.hpp"
 #include "daemon/binding.hpp"
@@ -176,6 +179,7 @@ void Cluster::finish_spawn(std::uint32_t op_id) {
   r.job = op.job;
   ClientConn* c = d_.conns().find(op.conn);
   std::size_t started = 0;
+  std::vector<std::pair<Tid, ExitRecord>> replay;
   for (std::size_t k = 0; k < op.outcomes.size(); ++k) {
     auto& o = op.outcomes[k];
     if (o.tid == kNoTid && o.status.code == 0)
@@ -183,10 +187,19 @@ void Cluster::finish_spawn(std::uint32_t op_id) {
     if (o.tid != kNoTid) {
       ++started;
       if (c && op.m.exit_tag != proto::kNoTag) d_.notifier().watch_exit(*c, o.tid, op.m.exit_tag);
-      if (tid::host_of(o.tid) != self_) {
-        if (op.m.flags & proto::kSpawnForwardOutput) remote_output_[o.tid] = op.conn;
+      // Tasks that ended while other hosts were still starting theirs: their
+      // exits came before anybody watched them; report them now.
+      std::optional<ExitRecord> early;
+      if (tid::host_of(o.tid) == self_) {
+        if (!d_.tasks().find(o.tid))
+          if (const ExitRecord* rec = d_.tasks().exit_record(o.tid)) early = *rec;
+      } else if (auto e = early_exits_.find(o.tid); e != early_exits_.end()) {
+        early = e->second;
+        early_exits_.erase(e);
+      } else {
         watched_remote_.insert(o.tid);  // the owner reports its exit to us (StartTasks)
       }
+      if (early) replay.emplace_back(o.tid, *early);
     } else {
       d_.tasks().set_job_rank(op.job, static_cast<std::int32_t>(k), kNoTid);
     }
@@ -195,7 +208,10 @@ void Cluster::finish_spawn(std::uint32_t op_id) {
   COHORT_LOG_INFO(kLog) << "started " << started << " of " << op.outcomes.size() << " x "
                         << op.m.program << " as job " << op.job << " across hosts";
   if (c) d_.conns().send(*c, r);
+  // After the reply: the spawner knows the tids before it hears of their ends.
+  for (const auto& [t, rec] : replay) d_.notifier().task_exited(t, rec);
   spawn_ops_.erase(it);
+  if (spawn_ops_.empty()) early_exits_.clear();
 }
 
 void Cluster::on_task_frame(PeerLink& l, const proto::FrameView& f) {
@@ -282,7 +298,12 @@ void Cluster::on_task_frame(PeerLink& l, const proto::FrameView& f) {
       SpawnOp& op = *spawn_ops_[p->op];
       std::size_t k = 0;
       for (std::size_t r = 0; r < op.host_of_rank.size() && k < m.tasks.size(); ++r)
-        if (op.host_of_rank[r] == p->host && op.tids[r] != kNoTid) op.outcomes[r] = m.tasks[k++];
+        if (op.host_of_rank[r] == p->host && op.tids[r] != kNoTid) {
+          op.outcomes[r] = m.tasks[k++];
+          // Their output may come before the other hosts answer: route it now.
+          if (op.outcomes[r].tid != kNoTid && (op.m.flags & proto::kSpawnForwardOutput))
+            remote_output_[op.outcomes[r].tid] = op.conn;
+        }
       if (--op.open == 0) finish_spawn(p->op);
       return;
     }
@@ -297,7 +318,10 @@ void Cluster::on_task_frame(PeerLink& l, const proto::FrameView& f) {
       proto::TaskExited m;
       if (!decode(m)) return;
       remote_output_.erase(m.tid);
-      watched_remote_.erase(m.tid);
+      // A task of a spawn still waiting for other hosts: its watchers are
+      // registered when the spawn completes (finish_spawn), which replays it.
+      if (!watched_remote_.erase(m.tid) && !spawn_ops_.empty())
+        early_exits_[m.tid] = ExitRecord{m.exit_code, m.signal};
       d_.notifier().task_exited(m.tid, ExitRecord{m.exit_code, m.signal});
       return;
     }

@@ -161,6 +161,12 @@ TEST_F(MultiHost, JobAcrossAllHostsExchangesMessages) {
   EXPECT_NE(m.out.find("rank 1 on h1"), std::string::npos) << m.out;
   EXPECT_EQ(m.out.find("rank 2 on h1"), std::string::npos) << m.out;
   EXPECT_NE(m.out.find("ring ok 12"), std::string::npos) << m.out;
+  // Tasks that end at once, before the other hosts have even answered: their
+  // output and exits still reach `cohort run`, which returns.
+  auto quick = cohort(1, {"run", "--host", "h1,h2,h3,h4", "-n", "8", "hostname"}, 30s);
+  EXPECT_EQ(quick.exit_code, 0) << quick.out << quick.err << master_log();
+  for (const char* h : {"h1", "h2", "h3", "h4"})
+    EXPECT_NE(quick.out.find(std::string("] ") + h), std::string::npos) << quick.out;
   // Tasks placed on other hosts are bound there, as local ones are.
   auto b = cohort(1, {"run", "--host", "h1,h2", "--bind-to", "core", "-n", "2", bin("mh_task"), "ring"});
   EXPECT_EQ(b.exit_code, 0) << b.out << b.err;
