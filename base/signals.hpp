@@ -8,7 +8,8 @@
 // would then look like one that exited with 1, and crashes would litter the
 // user's directory. IPATH_NO_BACKTRACE (set by cohortd for every task) keeps
 // the constructor from doing it; reset_foreign_handlers() undoes it for
-// programs started some other way.
+// programs started some other way, right after libfabric is loaded
+// (transport/ofi/ofi_library.cpp loads it only when an ofi endpoint opens).
 
 namespace cohort {
 

@@ -136,6 +136,11 @@ class Transport {
   /// Whether an endpoint with address `self` can reach `peer` at all.
   virtual bool reaches(const Address& self, const Address& peer) const = 0;
   virtual Result<std::unique_ptr<Endpoint>> open(const EndpointOptions& options) = 0;
+  /// Whether this host has hardware the transport exists for, judged without
+  /// loading any library (device files). When false the library does not open
+  /// it unless COHORT_TRANSPORTS names it: a fabric library can cost a task
+  /// far more to load than it would ever save here (ofi_library.hpp).
+  virtual bool native_hardware() const { return true; }
 };
 
 }  // namespace cohort::transport

@@ -51,8 +51,17 @@ Status Engine::open_endpoints() {
   eo.hello = Peers::hello_bytes(self_, link_->cookie());
   eo.eager_limit = options_.eager_limit;
   std::string failures;
+  const SelectionPolicy policy = SelectionPolicy::from_env();
   for (transport::Transport* t : enabled) {
     if (eps_.size() == kMaxEndpoints) break;
+    // A fabric with no device here would never be chosen unless named, and
+    // loading its library can cost more than the task's whole start-up.
+    if (!t->native_hardware() && !policy.names(t->name())) {
+      COHORT_LOG_DEBUG(kLog) << "not opening " << t->name()
+                             << ": no device for it here (name it in " << env::kTransports
+                             << " to use it anyway)";
+      continue;
+    }
     auto ep = t->open(eo);
     if (!ep.is_ok()) {
       COHORT_LOG_WARN(kLog) << "cannot open transport " << t->name() << ": "

@@ -15,6 +15,7 @@
 #include "base/signals.hpp"
 #include "tests/transport/conformance_harness.hpp"
 #include "transport/ofi/ofi_address.hpp"
+#include "transport/ofi/ofi_library.hpp"
 #include "transport/ofi/ofi_transport.hpp"
 
 namespace cohort::transport::ofi {
@@ -160,7 +161,8 @@ namespace {
 // IPATH_NO_BACKTRACE is set (base/signals.hpp). Whatever it took, the reset
 // gives back, and a handler the program set itself stays.
 TEST(ForeignSignals, HandlersTakenAtLoadAreReset) {
-  cohort::reset_foreign_handlers();
+  // Loading libfabric (dlopen, transport/ofi/ofi_library.hpp) loads PSM.
+  ASSERT_TRUE(transport::ofi::fabric_library().is_ok());
   for (int sig : {SIGINT, SIGTERM, SIGSEGV, SIGBUS, SIGILL, SIGABRT}) {
     struct sigaction sa {};
     ASSERT_EQ(::sigaction(sig, nullptr, &sa), 0);

@@ -19,6 +19,7 @@
 #include "base/env.hpp"
 #include "base/log.hpp"
 #include "transport/ofi/ofi_address.hpp"
+#include "transport/ofi/ofi_library.hpp"
 #include "transport/ofi/ofi_tags.hpp"
 
 namespace cohort::transport::ofi {
@@ -28,13 +29,17 @@ namespace {
 constexpr const char* kLog = "transport.ofi";
 constexpr std::uint32_t kApiVersion = FI_VERSION(1, 9);
 
+// Loaded by the first Fabric::open() (which fails if it cannot be): every
+// other use comes after one.
+const FabricLibrary& lib() { return **fabric_library(); }
+
 struct InfoDeleter {
-  void operator()(fi_info* i) const noexcept { fi_freeinfo(i); }
+  void operator()(fi_info* i) const noexcept { lib().freeinfo(i); }
 };
 using InfoPtr = std::unique_ptr<fi_info, InfoDeleter>;
 
 InfoPtr make_hints(std::uint64_t caps, std::uint64_t order, const char* prov_name) {
-  InfoPtr h(fi_allocinfo());
+  InfoPtr h(lib().dupinfo(nullptr));
   if (!h) return h;
   h->ep_attr->type = FI_EP_RDM;
   h->caps = caps;
@@ -61,7 +66,7 @@ int get_info(const char* prov_name, const char* node, std::uint64_t flags, fi_in
     for (std::uint64_t order : {std::uint64_t{FI_ORDER_SAS}, std::uint64_t{FI_ORDER_NONE}}) {
       InfoPtr hints = make_hints(caps, order, prov_name);
       if (!hints) return -FI_ENOMEM;
-      ret = fi_getinfo(kApiVersion, node, nullptr, flags, hints.get(), out);
+      ret = lib().getinfo(kApiVersion, node, nullptr, flags, hints.get(), out);
       if (ret == 0) return 0;
     }
   }
@@ -133,14 +138,14 @@ Result<InfoPtr> choose(const std::string& bind_host) {
                                         "': " + fi_error("fi_getinfo", ret));
     return InfoPtr(bound);
   }
-  return InfoPtr(fi_dupinfo(pick));
+  return InfoPtr(lib().dupinfo(pick));
 }
 
 }  // namespace
 
 std::string fi_error(std::string_view call, long ret) {
   long err = ret < 0 ? -ret : ret;
-  return std::string(call) + ": " + fi_strerror(static_cast<int>(err)) + " (" +
+  return std::string(call) + ": " + fabric_strerror(static_cast<int>(err)) + " (" +
          std::to_string(ret) + ")";
 }
 
@@ -172,6 +177,7 @@ bool remove_dead_region(std::string_view address, std::string_view this_host) {
 }
 
 std::string available_providers() {
+  if (!fabric_library().is_ok()) return {};
   fi_info* list = nullptr;
   if (get_info(nullptr, nullptr, 0, &list) != 0) return {};
   InfoPtr all(list);
@@ -188,6 +194,7 @@ std::string available_providers() {
 }
 
 Result<std::unique_ptr<Fabric>> Fabric::open(const std::string& bind_host) {
+  COHORT_RETURN_IF_ERROR(fabric_library().status());
   COHORT_ASSIGN_OR_RETURN(InfoPtr info, choose(bind_host));
   std::unique_ptr<Fabric> f(new Fabric());
   f->info_ = info.release();
@@ -207,7 +214,7 @@ Result<std::unique_ptr<Fabric>> Fabric::open(const std::string& bind_host) {
 }
 
 Status Fabric::open_objects() {
-  int ret = fi_fabric(info_->fabric_attr, &fabric_, nullptr);
+  int ret = lib().fabric(info_->fabric_attr, &fabric_, nullptr);
   if (ret != 0) return Status(Errc::kIoError, fi_error("fi_fabric", ret));
   ret = fi_domain(fabric_, info_, &domain_, nullptr);
   if (ret != 0) return Status(Errc::kIoError, fi_error("fi_domain", ret));
@@ -286,7 +293,7 @@ Fabric::~Fabric() {
   close(av_ ? &av_->fid : nullptr, "fi_close(av)");
   close(domain_ ? &domain_->fid : nullptr, "fi_close(domain)");
   close(fabric_ ? &fabric_->fid : nullptr, "fi_close(fabric)");
-  if (info_ != nullptr) fi_freeinfo(info_);
+  if (info_ != nullptr) lib().freeinfo(info_);
 }
 
 }  // namespace cohort::transport::ofi

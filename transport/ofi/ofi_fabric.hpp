@@ -33,6 +33,7 @@
 #include <string_view>
 
 #include "base/status.hpp"
+#include "transport/ofi/ofi_library.hpp"
 
 namespace cohort::transport::ofi {
 

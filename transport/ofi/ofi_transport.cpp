@@ -1,6 +1,9 @@
 #include "transport/ofi/ofi_transport.hpp"
 
+#include <cstdlib>
+#include <filesystem>
 #include <mutex>
+#include <string>
 #include <unordered_map>
 
 #include "transport/ofi/ofi_address.hpp"
@@ -16,6 +19,20 @@ bool OfiTransport::reaches(const Address& self, const Address& peer) const {
 
 Result<std::unique_ptr<Endpoint>> OfiTransport::open(const EndpointOptions& options) {
   return OfiEndpoint::open(options);
+}
+
+bool OfiTransport::native_hardware() const {
+  if (const char* p = std::getenv("COHORT_OFI_PROVIDER"); p != nullptr && *p != '\0') return true;
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  for (const char* dir : {"/sys/class/infiniband", "/sys/class/cxi"})
+    if (fs::is_directory(dir, ec) && !fs::is_empty(dir, ec)) return true;
+  for (const auto& e : fs::directory_iterator("/dev", ec)) {
+    const std::string n = e.path().filename().string();
+    for (const char* prefix : {"hfi1_", "ipath", "qib", "cxi"})
+      if (n.rfind(prefix, 0) == 0) return true;
+  }
+  return false;
 }
 
 Transport& transport() {

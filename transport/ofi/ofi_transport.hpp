@@ -24,6 +24,10 @@ class OfiTransport final : public Transport {
   /// for shm, the same host).
   bool reaches(const Address& self, const Address& peer) const override;
   Result<std::unique_ptr<Endpoint>> open(const EndpointOptions& options) override;
+  /// An RDMA device of a kind libfabric drives: /sys/class/infiniband (verbs,
+  /// efa, psm3), /dev/hfi1_* (psm2), /dev/ipath* and /dev/qib* (psm), cxi.
+  /// Or COHORT_OFI_PROVIDER set: the user asked for a provider.
+  bool native_hardware() const override;
 };
 
 /// The process's OfiTransport (what the registry lists).
