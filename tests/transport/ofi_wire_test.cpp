@@ -82,6 +82,14 @@ TEST(OfiDecode, HelloAndWelcome) {
   EXPECT_EQ(d->welcome.peer, 4u);
 }
 
+TEST(OfiDecode, ClearToSendIsAPrefixCarryingTheAnnouncementsNumber) {
+  auto clear = message({WireType::kClear, 0, 0, 12345, 0}, {});
+  auto d = decode(clear.data(), clear.size());
+  ASSERT_TRUE(d.is_ok()) << d.status().to_string();
+  EXPECT_EQ(d->prefix.type, WireType::kClear);
+  EXPECT_EQ(d->prefix.seq, 12345u);
+}
+
 TEST(OfiDecode, RejectsWhatDoesNotAddUp) {
   std::vector<std::vector<std::byte>> bad = {
       bytes(3, 0),                                                   // no prefix
@@ -95,6 +103,7 @@ TEST(OfiDecode, RejectsWhatDoesNotAddUp) {
       message({WireType::kHello, 0, 0, 0, 4}, bytes(4, 0)),         // short hello
       message({WireType::kWelcome, 0, 0, 0, 3}, bytes(3, 0)),       // short welcome
       message({WireType::kBye, 0, 0, 0, 0}, bytes(1, 0)),           // bye with a body
+      message({WireType::kClear, 0, 0, 7, 0}, bytes(1, 0)),         // clear to send with a body
   };
   for (std::size_t i = 0; i < bad.size(); ++i) {
     auto d = decode(bad[i].data(), bad[i].size());

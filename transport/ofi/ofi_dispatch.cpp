@@ -79,7 +79,7 @@ void OfiEndpoint::on_error(EventSink& sink) {
   long r = fi_cq_readerr(fabric_->cq(), &err, 0);
   if (r < 0) return;
   const char* text = fi_cq_strerror(fabric_->cq(), err.prov_errno, err.err_data, nullptr, 0);
-  std::string why = std::string(fi_strerror(err.err)) + (text ? std::string(": ") + text : "");
+  std::string why = fabric_strerror(err.err) + (text ? std::string(": ") + text : "");
   auto* ctx = static_cast<Ctx*>(err.op_context);
   if (ctx == nullptr) {
     COHORT_LOG_WARN(kLog) << address_ << ": completion error without context: " << why;
@@ -161,6 +161,10 @@ void OfiEndpoint::post_receives(EventSink& sink) {
         break;
       }
     }
+    if (!again && !r->orphaned && r->posted != 0) {
+      // Every part has its receive now: the sender may send the payload.
+      if (Peer* p = live(r->peer)) clear_to_send(*p, r->seq);
+    }
     if (again) {
       unposted_recvs_[keep++] = r;
     } else if (r->completed == r->posted && (r->orphaned || r->finished())) {
@@ -227,6 +231,9 @@ Result<Progress> OfiEndpoint::receive_payload(PeerId peer, std::span<std::byte> 
       break;
     }
   }
+  // Every part has its receive (or what could be posted of them): only now
+  // may the sender post the payload (ofi_tags.hpp, kClear).
+  if (r->posted == r->parts) clear_to_send(*p, r->seq);
   return Progress::kPending;
 }
 
@@ -252,7 +259,17 @@ void OfiEndpoint::on_bounce(BouncePool::Slot& slot, std::uint64_t tag, std::size
     COHORT_LOG_TRACE(kLog) << "ofi peer " << to << ": message from fi_addr " << src
                            << ", expected " << p->addr;
   }
-  arrive(*p, Parked{load<WirePrefix>(slot.buf).seq, &slot, len, {}}, sink);
+  const auto prefix = load<WirePrefix>(slot.buf);
+  if (prefix.type == WireType::kClear) {
+    // Control, not a frame: unnumbered, acted on at once.
+    bounce_.done(slot, false);
+    if (len != kPrefixSize)
+      mark_gone(*p, peer_status(*p, Errc::kProtocolError, "clear to send with a body"), true);
+    else
+      on_clear(*p, prefix.seq);
+    return;
+  }
+  arrive(*p, Parked{prefix.seq, &slot, len, {}}, sink);
 }
 
 void OfiEndpoint::arrive(Peer& p, Parked&& msg, EventSink& sink) {

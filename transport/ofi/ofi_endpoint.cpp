@@ -99,9 +99,23 @@ Status OfiEndpoint::init(const EndpointOptions& options) {
 OfiEndpoint::~OfiEndpoint() {
   if (alive_) LocalEndpoints::remove(fabric_->name());
   if (fabric_ && fabric_->ep() && alive_) {
-    for (auto& p : peers_)
-      if (p) cancel_receives(*p);
-    drain_for_close();
+    // shm progress touches the region of a peer with a send of ours still
+    // in flight (its segmentation buffers): if that peer is an endpoint of
+    // this process that has closed, the region is unmapped and progress
+    // would fault. Then the provider must not be progressed at all.
+    bool progress_safe = true;
+    for (auto& p : peers_) {
+      if (!p) continue;
+      cancel_receives(*p);
+      if (p->local_gone())
+        for (SendOp* op = p->sending.front(); op != nullptr; op = op->next)
+          if (op->outstanding() != 0) progress_safe = false;
+    }
+    if (progress_safe)
+      drain_for_close();
+    else
+      COHORT_LOG_DEBUG(kLog) << "ofi: closing without progress: sends to a closed endpoint of "
+                                "this process are in flight";
     // Then the byes, numbered after everything we sent; the watches close
     // with the Watch, and their end of file tells those the bye missed.
     for (auto& p : peers_)
@@ -332,8 +346,14 @@ void OfiEndpoint::fail_ops(Peer& p, const Status& status, EventSink& sink) {
       sink.emit(send_done(p.id, op->op, status));
     else
       --unreported_sends_;  // the caller was told kDone; the peer will not take it now
-    op->orphaned = true;
+    if (op->outstanding() == 0) {
+      pools_->put(op);  // an announcement that completed and waited for its kClear
+    } else {
+      op->orphaned = true;
+    }
   }
+  p.cleared_unposted = 0;
+  p.clears.clear();
   while (RecvOp* r = p.receiving.pop_front()) {
     sink.emit(recv_done(p.id, r->op, status));
     r->orphaned = true;

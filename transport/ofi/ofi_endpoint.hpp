@@ -114,6 +114,15 @@ class OfiEndpoint final : public Endpoint {
   void drive(Peer& p, EventSink& sink);
   /// One frame on p's watch, straight from the caller's buffers.
   Status write_early(Peer& p, std::span<const std::byte> header, std::span<const iovec> payload);
+  /// Sends p's waiting kClear messages and posts the payloads p has cleared;
+  /// false when something must wait for the next poll (p is then ready) or p
+  /// is gone.
+  bool send_control(Peer& p);
+  /// Receiver side: every part of announcement `seq` from p has its receive
+  /// posted; tells p to send the payload (now, or from the next poll).
+  void clear_to_send(Peer& p, std::uint32_t seq);
+  /// Sender side: p cleared announcement `seq`; its payload goes.
+  void on_clear(Peer& p, std::uint32_t seq);
   /// Writes a bye on p's watch (just before it closes).
   void send_bye(Peer& p);
   void finish_send(SendOp& op, EventSink& sink);

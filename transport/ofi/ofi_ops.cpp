@@ -42,7 +42,7 @@ Result<SendOp*> OpPools::get_send() {
 void OpPools::put(SendOp* op) noexcept {
   op->peer = kNoPeer;
   op->op = 0;
-  op->report = op->prepared = op->orphaned = op->copied = false;
+  op->report = op->prepared = op->orphaned = op->copied = op->cleared = false;
   op->user.clear();
   op->regs.clear();  // releases per-operation registrations
   op->big_reg.reset();

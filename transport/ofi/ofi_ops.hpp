@@ -3,10 +3,11 @@
 // Every posted message carries a Ctx as its context; a completion's
 // op_context points back at it, and through it at its operation:
 //  * SendOp: one frame on its way out. It is one bounce message, plus for a
-//    large frame one payload message per part
-//    (ofi_tags.hpp). The header, and payloads up to kCopyLimit, are copied into
-//    the op's registered staging area, so the caller's buffers are free at once
-//    (send() says kDone); larger payloads are sent from the caller's iovecs.
+//    large frame one payload message per part, posted once the receiver has
+//    cleared it (kClear, ofi_tags.hpp). The header, and payloads up to
+//    kCopyLimit, are copied into the op's registered staging area, so the
+//    caller's buffers are free at once (send() says kDone for an eager one);
+//    larger payloads are sent from the caller's iovecs.
 //    It ends when every message it posted has completed.
 //  * RecvOp: a receive_payload(): one receive per part, straight into the
 //    caller's buffer, each with the exact tag of its part.
@@ -22,6 +23,7 @@
 #include <rdma/fabric.h>
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -102,6 +104,7 @@ struct SendOp {
   bool report = false;    // the caller gets kSendDone (payload sent from its buffers)
   bool prepared = false;  // wire form built (needs the peer's PeerId and eager limit)
   bool orphaned = false;
+  bool cleared = false;   // kAnnounce: the receiver said kClear; the payload may go
   WireType type = WireType::kEager;
   std::uint16_t header_size = 0;
   std::size_t stage_len = 0;       // prefix + header (+ copied payload / control body)
@@ -125,6 +128,11 @@ struct SendOp {
   SendOp* next = nullptr;
 
   std::uint32_t outstanding() const noexcept { return posted - completed; }
+  /// Messages that may be posted now: an announced payload waits for kClear.
+  std::uint32_t postable() const noexcept {
+    return type == WireType::kAnnounce && !cleared ? std::min<std::uint32_t>(messages, 1)
+                                                   : messages;
+  }
   bool finished() const noexcept { return prepared && completed == messages; }
 };
 

@@ -14,7 +14,8 @@
 //   either:   -> retired by disconnect(), a bye, or its watch's end of file
 //
 // Sending: frames wait in `queue` until the provider takes them, in order;
-// fully posted ones wait in `sending` for their completions. Every frame
+// fully posted ones wait in `sending` for their completions (an announced
+// frame's payload is posted from there when its kClear comes). Every frame
 // gets the next `tx_seq` as it leaves.
 // Receiving: frames are handed out in `rx_next` order. One that comes early
 // (or when the event span is full) waits in `parked`, sorted, its bounce
@@ -89,6 +90,8 @@ struct Peer {
   std::uint32_t tx_seq = 1;
   OpList<SendOp> queue;
   OpList<SendOp> sending;
+  std::uint32_t cleared_unposted = 0;  // ops in `sending` cleared, payload not all posted
+  std::vector<std::uint32_t> clears;   // kClear to send (announcement numbers)
   OpList<RecvOp> receiving;
 
   std::uint32_t rx_next = 1;

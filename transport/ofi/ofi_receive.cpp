@@ -105,6 +105,9 @@ Result<Decoded> decode(const std::byte* buf, std::size_t len) {
     case WireType::kBye:
       if (body_len != 0) return bad("bye with a body");
       return d;
+    case WireType::kClear:
+      if (body_len != 0) return bad("clear to send with a body");
+      return d;
   }
   return bad("unknown message type " + std::to_string(static_cast<int>(p.type)));
 }

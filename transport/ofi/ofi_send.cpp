@@ -100,6 +100,7 @@ Status OfiEndpoint::write_early(Peer& p, std::span<const std::byte> header,
 }
 
 void OfiEndpoint::drive(Peer& p, EventSink& sink) {
+  if ((!p.clears.empty() || p.cleared_unposted != 0) && !send_control(p)) return;
   while (SendOp* op = p.queue.front()) {
     if (p.local_gone()) {
       mark_gone(p, peer_status(p, Errc::kPeerLost, "its endpoint closed"), true);
@@ -128,7 +129,8 @@ void OfiEndpoint::drive(Peer& p, EventSink& sink) {
       }
       ++p.tx_seq;
     }
-    while (op->posted < op->messages) {
+    // An announced frame's payload waits in `sending` for its kClear.
+    while (op->posted < op->postable()) {
       long ret = post_next(*op, fabric_->ep(), p.addr);
       if (ret == -FI_EAGAIN) {
         make_ready(p);  // try again in the next poll, after reading the CQ
@@ -142,6 +144,67 @@ void OfiEndpoint::drive(Peer& p, EventSink& sink) {
     p.queue.pop_front();
     p.sending.push_back(op);
   }
+}
+
+// ---- clear to send (ofi_tags.hpp) -----------------------------------------------
+
+bool OfiEndpoint::send_control(Peer& p) {
+  if (p.eof) return false;
+  if (!p.open()) return true;  // kClear needs the other side's PeerId: after the welcome
+  if (p.local_gone()) {
+    mark_gone(p, peer_status(p, Errc::kPeerLost, "its endpoint closed"), true);
+    return false;
+  }
+  std::size_t sent = 0;
+  for (; sent < p.clears.size(); ++sent) {
+    WirePrefix prefix{WireType::kClear, 0, 0, p.clears[sent], 0};
+    long ret = fi_tinject(fabric_->ep(), &prefix, sizeof prefix, p.addr, bounce_tag(p.remote_id));
+    if (ret == -FI_EAGAIN) break;
+    if (ret != 0) {
+      mark_gone(p, peer_status(p, Errc::kPeerLost, fi_error("fi_tinject (clear to send)", ret)),
+                true);
+      return false;
+    }
+  }
+  p.clears.erase(p.clears.begin(), p.clears.begin() + static_cast<std::ptrdiff_t>(sent));
+  if (!p.clears.empty()) {
+    make_ready(p);
+    return false;
+  }
+  for (SendOp* op = p.sending.front(); op != nullptr && p.cleared_unposted != 0; op = op->next) {
+    if (!op->cleared || op->posted == op->messages) continue;
+    while (op->posted < op->messages) {
+      long ret = post_next(*op, fabric_->ep(), p.addr);
+      if (ret == -FI_EAGAIN) {
+        make_ready(p);  // try again in the next poll, after reading the CQ
+        return false;
+      }
+      if (ret != 0) {
+        mark_gone(p, peer_status(p, Errc::kPeerLost, fi_error("fi_tsendv", ret)), true);
+        return false;
+      }
+    }
+    --p.cleared_unposted;
+  }
+  return true;
+}
+
+void OfiEndpoint::clear_to_send(Peer& p, std::uint32_t seq) {
+  p.clears.push_back(seq);
+  if (!send_control(p) && !p.eof) wake();  // p is ready: the next poll tries again
+}
+
+void OfiEndpoint::on_clear(Peer& p, std::uint32_t seq) {
+  for (SendOp* op = p.sending.front(); op != nullptr; op = op->next) {
+    if (op->type != WireType::kAnnounce || op->cleared || op->seq != (seq & kSeqMask)) continue;
+    op->cleared = true;
+    ++p.cleared_unposted;
+    if (!send_control(p) && !p.eof) wake();
+    return;
+  }
+  // Ours failed or was let go already (or the peer breaks the protocol): nothing waits for it.
+  COHORT_LOG_DEBUG(kLog) << "ofi peer " << p.id << " (" << p.remote << "): clear to send for "
+                         << seq << ", which is not waiting; ignored";
 }
 
 void OfiEndpoint::finish_send(SendOp& op, EventSink& sink) {

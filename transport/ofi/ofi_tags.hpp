@@ -22,14 +22,24 @@
 //      kEager     a whole frame: header then payload (payload <= the
 //                 receiver's eager limit).
 //      kAnnounce  a large frame's header, then a table of part sizes; the
-//                 payload follows as `parts` payload messages.
+//                 payload follows as `parts` payload messages, once the
+//                 receiver has said kClear for it.
+//      kClear     clear to send, receiver -> sender, prefix only (seq = the
+//                 announcement's number; not itself numbered, handled on
+//                 arrival): receive_payload() has posted the receives of
+//                 every part. Only then does the sender post the payload, so
+//                 a payload message is never unexpected at the receiver
+//                 (libfabric 1.17's shm mishandles several unexpected large
+//                 messages, ofiwg/libfabric#9143, and an unmatched CMA send
+//                 blocks the sender's later messages, #9853), and no provider
+//                 has to buffer or track one.
 //      (kBye, "this connection is dropped; nothing follows", travels on the
 //      watch, numbered after every frame, so it needs no fabric progress and
 //      a closing endpoint sends nothing on the fabric.)
 //  * Payload messages (kPayloadBit set) carry one part of a large frame's
 //    payload. The receiver posts a receive with exactly this tag straight into
-//    the caller's buffer (receive_payload()); the provider's own rendezvous
-//    leaves the bytes in the sender's buffer until then.
+//    the caller's buffer (receive_payload()), before the sender posts it
+//    (kClear above).
 //
 // Tag bits (60 used, so providers that reserve the top 4 bits still work):
 //
@@ -87,14 +97,15 @@ inline constexpr PeerId tag_peer(std::uint64_t tag) {
   return static_cast<PeerId>((tag >> kPeerShift) & kPeerMask);
 }
 
-enum class WireType : std::uint8_t { kHello = 1, kWelcome, kEager, kAnnounce, kBye };
+enum class WireType : std::uint8_t { kHello = 1, kWelcome, kEager, kAnnounce, kBye, kClear };
 
 /// The first 16 bytes of every bounce message and watch record.
 struct WirePrefix {
   WireType type;
   std::uint8_t parts;          // kAnnounce: payload messages that follow
   std::uint16_t header_size;   // kEager, kAnnounce
-  std::uint32_t seq;           // kEager, kAnnounce, kBye: the frame's number on its connection
+  std::uint32_t seq;           // kEager, kAnnounce, kBye: the frame's number on its connection;
+                               // kClear: the announcement's
   std::uint64_t payload_size;  // kEager, kAnnounce: frame payload; kHello, kWelcome: body bytes
 };
 static_assert(sizeof(WirePrefix) == 16);
