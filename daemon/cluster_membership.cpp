@@ -15,18 +15,12 @@ namespace cohort::daemon {
 namespace {
 constexpr const char* kLog = "daemon.cluster";
 
-proto::WireStatus wire(Errc code, std::string message) {
-  proto::WireStatus w;
-  w.code = static_cast<std::uint16_t>(code);
-  w.message = std::move(message);
-  return w;
-}
 }  // namespace
 
 void Cluster::on_join(PeerLink& l, proto::JoinRequest& m) {
   proto::JoinReply r;
   if (!is_master()) {
-    r.status = wire(Errc::kInvalidArgument, "host " + std::to_string(self_) +
+    r.status = proto::to_wire(Errc::kInvalidArgument, "host " + std::to_string(self_) +
                                                 " is not the master; join host " +
                                                 std::to_string(master_) + " at " +
                                                 hosts_[master_].address);
@@ -34,7 +28,7 @@ void Cluster::on_join(PeerLink& l, proto::JoinRequest& m) {
     return close_link(l, "it tried to join through a daemon that is not the master", false);
   }
   if (d_.halting()) {
-    r.status = wire(Errc::kVmHalted, "the VM is halting");
+    r.status = proto::to_wire(Errc::kVmHalted, "the VM is halting");
     send(l, r);
     return close_link(l, "the VM is halting", false);
   }
@@ -243,7 +237,7 @@ void Cluster::remove_hosts(ClientConn& c, proto::RemoveHosts& m) {
     bad = "host " + std::to_string(self_) + " is not the master; run this on host " +
           std::to_string(master_) + " (" + hosts_[master_].name + ")";
   if (!bad.empty()) {
-    ack.status = wire(Errc::kNoSuchHost, bad);
+    ack.status = proto::to_wire(Errc::kNoSuchHost, bad);
     return d_.conns().send(c, ack);
   }
   proto::StopDaemon stop;
@@ -292,7 +286,7 @@ void Cluster::on_client_frame(ClientConn& c, const proto::FrameView& f) {
     if (!is_master()) {
       proto::AddHostsReply r;
       r.req = m.req;
-      r.status = wire(Errc::kInvalidArgument, "hosts are added through the master, host " +
+      r.status = proto::to_wire(Errc::kInvalidArgument, "hosts are added through the master, host " +
                                                   std::to_string(master_) + " (" +
                                                   hosts_[master_].name + ")");
       return d_.conns().send(c, r);

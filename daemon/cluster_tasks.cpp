@@ -19,12 +19,6 @@ namespace cohort::daemon {
 namespace {
 constexpr const char* kLog = "daemon.spawn";
 
-proto::WireStatus wire(Errc code, std::string message) {
-  proto::WireStatus w;
-  w.code = static_cast<std::uint16_t>(code);
-  w.message = std::move(message);
-  return w;
-}
 }  // namespace
 
 
@@ -35,7 +29,7 @@ proto::SpawnOutcome Cluster::start_local(const proto::Spawn& m, const std::strin
   proto::SpawnOutcome o;
   auto proc = d_.spawner().start(m, path, env, id, &bind);
   if (!proc.is_ok()) {
-    o.status = wire(proc.status().code(), proc.status().message());
+    o.status = proto::to_wire(proc.status().code(), proc.status().message());
     return o;
   }
   Task t;
@@ -128,7 +122,7 @@ void Cluster::start_phase(std::uint32_t op_id) {
   for (std::size_t r = 0; r < op.host_of_rank.size(); ++r) {
     if (op.tids[r] == kNoTid) {
       if (op.outcomes[r].status.code == 0)
-        op.outcomes[r].status = wire(Errc::kHostLost, "host " + std::to_string(op.host_of_rank[r]) +
+        op.outcomes[r].status = proto::to_wire(Errc::kHostLost, "host " + std::to_string(op.host_of_rank[r]) +
                                                           " could not take the task");
       continue;
     }
@@ -146,7 +140,7 @@ void Cluster::start_phase(std::uint32_t op_id) {
         const std::int32_t r = rs[i];
         auto& o = op.outcomes[static_cast<std::size_t>(r)];
         if (!path.is_ok()) {
-          o.status = wire(path.status().code(), path.status().message());
+          o.status = proto::to_wire(path.status().code(), path.status().message());
           continue;
         }
         TaskIdentity id{op.tids[static_cast<std::size_t>(r)], op.parent, op.job, r, size};
@@ -183,7 +177,7 @@ void Cluster::finish_spawn(std::uint32_t op_id) {
   for (std::size_t k = 0; k < op.outcomes.size(); ++k) {
     auto& o = op.outcomes[k];
     if (o.tid == kNoTid && o.status.code == 0)
-      o.status = wire(Errc::kHostLost, "host " + std::to_string(op.host_of_rank[k]) + " was lost");
+      o.status = proto::to_wire(Errc::kHostLost, "host " + std::to_string(op.host_of_rank[k]) + " was lost");
     if (o.tid != kNoTid) {
       ++started;
       if (c && op.m.exit_tag != proto::kNoTag) d_.notifier().watch_exit(*c, o.tid, op.m.exit_tag);
@@ -239,7 +233,7 @@ void Cluster::on_task_frame(PeerLink& l, const proto::FrameView& f) {
       for (std::int32_t i = 0; i < m.count && i < kMaxSpawnCount; ++i) {
         auto t = d_.tasks().allocate_tid();
         if (!t.is_ok()) {
-          r.status = wire(t.status().code(), t.status().message());
+          r.status = proto::to_wire(t.status().code(), t.status().message());
           break;
         }
         r.tids.push_back(*t);
@@ -275,9 +269,9 @@ void Cluster::on_task_frame(PeerLink& l, const proto::FrameView& f) {
       for (std::int32_t rank : m.ranks) {
         proto::SpawnOutcome o;
         if (rank < 0 || static_cast<std::size_t>(rank) >= m.job_tids.size()) {
-          o.status = wire(Errc::kInvalidArgument, "rank out of range");
+          o.status = proto::to_wire(Errc::kInvalidArgument, "rank out of range");
         } else if (!path.is_ok()) {
-          o.status = wire(path.status().code(), path.status().message() + " (on host " +
+          o.status = proto::to_wire(path.status().code(), path.status().message() + " (on host " +
                                                     std::to_string(self_) + ")");
         } else {
           TaskIdentity id{m.job_tids[static_cast<std::size_t>(rank)], m.parent, m.job, rank,
@@ -355,7 +349,7 @@ void Cluster::on_task_frame(PeerLink& l, const proto::FrameView& f) {
         remote_watchers_[m.tid].insert(from);
         return;
       } else {
-        r.status = wire(Errc::kNoSuchTask, t ? "task " + tid_name(m.tid) + " is the cohort command"
+        r.status = proto::to_wire(Errc::kNoSuchTask, t ? "task " + tid_name(m.tid) + " is the cohort command"
                                              : d_.names().why_not(m.tid));
       }
       if (t) remote_watchers_[m.tid].insert(from);
@@ -381,9 +375,9 @@ void Cluster::on_task_frame(PeerLink& l, const proto::FrameView& f) {
       r.id = m.id;
       Task* t = d_.tasks().find(m.tid);
       if (!t)
-        r.status = wire(Errc::kNoSuchTask, d_.names().why_not(m.tid));
+        r.status = proto::to_wire(Errc::kNoSuchTask, d_.names().why_not(m.tid));
       else if ((t->spawned ? ::kill(-t->pid, m.signal) : -1) != 0 && ::kill(t->pid, m.signal) != 0)
-        r.status = wire(Errc::kNoSuchTask, "kill(" + tid_name(m.tid) + ") failed");
+        r.status = proto::to_wire(Errc::kNoSuchTask, "kill(" + tid_name(m.tid) + ") failed");
       return send(l, r);
     }
     case MsgType::kRemoteAck: {
@@ -447,7 +441,7 @@ void Cluster::resolve(ClientConn& c, std::uint32_t req, Tid t) {
   if (!host_known(owner) || !send_to(owner, m)) {
     proto::ResolveReply r;
     r.req = req;
-    r.status = wire(Errc::kNoSuchTask, "task " + tid_name(t) + " is on host " +
+    r.status = proto::to_wire(Errc::kNoSuchTask, "task " + tid_name(t) + " is on host " +
                                            std::to_string(owner) + ", which is not in the VM");
     return d_.conns().send(c, r);
   }
@@ -465,7 +459,7 @@ void Cluster::resolve_settled(Tid t) {
     if (const auto* a = d_.names().addresses_of(t))
       r.addresses = *a;
     else
-      r.status = wire(Errc::kNoSuchTask, "task " + tid_name(t) + " has exited");
+      r.status = proto::to_wire(Errc::kNoSuchTask, "task " + tid_name(t) + " has exited");
     send_to(host, r);
   }
 }
@@ -479,7 +473,7 @@ void Cluster::kill(ClientConn& c, std::uint32_t req, Tid t, std::int32_t sig) {
   if (!host_known(owner) || !send_to(owner, m)) {
     proto::Ack a;
     a.req = req;
-    a.status = wire(Errc::kNoSuchTask, "task " + tid_name(t) + " is on host " +
+    a.status = proto::to_wire(Errc::kNoSuchTask, "task " + tid_name(t) + " is on host " +
                                            std::to_string(owner) + ", which is not in the VM");
     return d_.conns().send(c, a);
   }
@@ -547,14 +541,14 @@ void Cluster::fail_pending_for(std::uint32_t host) {
       case Pending::Kind::kResolve: {
         proto::ResolveReply r;
         r.req = p.req;
-        r.status = wire(Errc::kNoSuchTask, "task " + tid_name(p.tid) + " is gone: " + why);
+        r.status = proto::to_wire(Errc::kNoSuchTask, "task " + tid_name(p.tid) + " is gone: " + why);
         d_.conns().send(p.conn, r);
         break;
       }
       case Pending::Kind::kKill: {
         proto::Ack a;
         a.req = p.req;
-        a.status = wire(Errc::kNoSuchTask, why);
+        a.status = proto::to_wire(Errc::kNoSuchTask, why);
         d_.conns().send(p.conn, a);
         break;
       }

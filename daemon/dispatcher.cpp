@@ -14,17 +14,6 @@
 namespace cohort::daemon {
 namespace {
 
-proto::WireStatus wire(const Status& s) {
-  proto::WireStatus w;
-  w.code = static_cast<std::uint16_t>(s.code());
-  if (!s.is_ok()) w.message = s.message();
-  return w;
-}
-
-proto::WireStatus wire(Errc code, std::string message) {
-  return wire(Status(code, std::move(message)));
-}
-
 /// Compare secrets in time that does not depend on where they differ.
 bool same_secret(const std::string& a, const std::string& b) {
   if (a.size() != b.size()) return false;  // the length is no secret: always kCookieBytes
@@ -110,7 +99,7 @@ void Dispatcher::on_frame(ClientConn& c, const proto::FrameView& f) {
 
 void Dispatcher::welcome_error(ClientConn& c, Errc code, const std::string& why) {
   proto::Welcome w;
-  w.status = wire(code, why);
+  w.status = proto::to_wire(code, why);
   d_.conns().send(c, w);
   d_.conns().close_later(c, why, true);
 }
@@ -185,7 +174,7 @@ void Dispatcher::on_publish(ClientConn& c, proto::Publish& m) {
   std::size_t bytes = 0;
   for (const auto& a : m.addresses) bytes += a.transport.size() + a.address.size();
   if (m.addresses.size() > kMaxAddresses || bytes > kMaxAddressBytes) {
-    ack.status = wire(Errc::kInvalidArgument,
+    ack.status = proto::to_wire(Errc::kInvalidArgument,
                       "at most " + std::to_string(kMaxAddresses) + " addresses of " +
                           std::to_string(kMaxAddressBytes) + " bytes in all may be published");
   } else {
@@ -222,7 +211,7 @@ void Dispatcher::on_spawn(ClientConn& c, proto::Spawn& m) {
     s = Status(Errc::kNoSuchHost,
                "host '" + m.host + "' is not in the VM (it has " + d_.hosts().local_name() + ")");
   if (!s.is_ok()) {
-    r.status = wire(s);
+    r.status = proto::to_wire(s);
     return d_.conns().send(c, r);
   }
   auto path = d_.spawner().find_program(m);
@@ -231,7 +220,7 @@ void Dispatcher::on_spawn(ClientConn& c, proto::Spawn& m) {
     COHORT_LOG_INFO("daemon.spawn")
         << "spawn for " << c.describe() << ": " << path.status().message();
     proto::SpawnOutcome failed;
-    failed.status = wire(path.status());
+    failed.status = proto::to_wire(path.status());
     r.tasks.assign(static_cast<std::size_t>(m.count), failed);
     return d_.conns().send(c, r);
   }
@@ -242,7 +231,7 @@ void Dispatcher::on_spawn(ClientConn& c, proto::Spawn& m) {
   for (std::int32_t i = 0; i < m.count; ++i) {
     auto t = tasks.allocate_tid();
     if (!t.is_ok()) {
-      r.status = wire(t.status());
+      r.status = proto::to_wire(t.status());
       return d_.conns().send(c, r);
     }
     tids.push_back(*t);
@@ -259,7 +248,7 @@ void Dispatcher::on_spawn(ClientConn& c, proto::Spawn& m) {
     const Binding& bind = binds[static_cast<std::size_t>(rank)];
     auto proc = d_.spawner().start(m, *path, env, id, &bind);
     if (!proc.is_ok()) {
-      o.status = wire(proc.status());
+      o.status = proto::to_wire(proc.status());
       tasks.set_job_rank(r.job, rank, kNoTid);
       r.tasks.push_back(std::move(o));
       continue;
@@ -333,7 +322,7 @@ void Dispatcher::on_notify(ClientConn& c, proto::Notify& m) {
       d_.notifier().watch_hosts(c, m.kind, m.tag);
       break;
     default:
-      ack.status = wire(Errc::kInvalidArgument,
+      ack.status = proto::to_wire(Errc::kInvalidArgument,
                         "notify kind " + std::to_string(static_cast<int>(m.kind)) +
                             " cannot be requested (task exit, host add and host delete can)");
   }
@@ -350,9 +339,9 @@ void Dispatcher::on_kill(ClientConn& c, proto::Kill& m) {
     return d_.cluster().kill(c, m.req, m.tid, m.signal);
   if (m.signal < 0 || m.signal > SIGRTMAX) {
     ack.status =
-        wire(Errc::kInvalidArgument, "signal " + std::to_string(m.signal) + " is not valid");
+        proto::to_wire(Errc::kInvalidArgument, "signal " + std::to_string(m.signal) + " is not valid");
   } else if (!t) {
-    ack.status = wire(Errc::kNoSuchTask, d_.names().why_not(m.tid));
+    ack.status = proto::to_wire(Errc::kNoSuchTask, d_.names().why_not(m.tid));
   } else {
     // A spawned task leads its own process group and the signal reaches its
     // helpers too; a hand-started one may share its group with a shell, so
@@ -360,7 +349,7 @@ void Dispatcher::on_kill(ClientConn& c, proto::Kill& m) {
     int rc = t->spawned ? ::kill(-t->pid, m.signal) : -1;
     if (rc != 0) rc = ::kill(t->pid, m.signal);
     if (rc != 0)
-      ack.status = wire(
+      ack.status = proto::to_wire(
           errno_status(errno == ESRCH ? Errc::kNoSuchTask : Errc::kPermissionDenied,
                        "kill(" + tid_name(m.tid) + ", " + std::to_string(m.signal) + ")", errno));
     else
@@ -410,7 +399,7 @@ void Dispatcher::on_job_tids(ClientConn& c, proto::JobTids& m) {
     r.tids = *tids;
   else
     r.status =
-        wire(Errc::kNotFound, "job " + std::to_string(m.job) + " is unknown (or long finished)");
+        proto::to_wire(Errc::kNotFound, "job " + std::to_string(m.job) + " is unknown (or long finished)");
   d_.conns().send(c, r);
 }
 

@@ -21,6 +21,8 @@
 #include <string_view>
 #include <vector>
 
+#include "base/status.hpp"
+
 namespace cohort::proto {
 
 // X(name, number)
@@ -97,6 +99,17 @@ struct WireStatus {
     f(message);
   }
 };
+
+/// A Status as it travels: its code, and its message when it is an error.
+inline WireStatus to_wire(const Status& s) {
+  WireStatus w;
+  w.code = static_cast<std::uint16_t>(s.code());
+  if (!s.is_ok()) w.message = s.message();
+  return w;
+}
+inline WireStatus to_wire(Errc code, std::string message) {
+  return to_wire(Status(code, std::move(message)));
+}
 
 // ---- enrolment -------------------------------------------------------------
 
