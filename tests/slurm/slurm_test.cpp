@@ -17,10 +17,12 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <regex>
 #include <sstream>
 #include <thread>
@@ -58,16 +60,26 @@ std::string find_program(const std::string& name) {
   return "";
 }
 
-// A TCP port nobody listens on now (bound once, then released).
+// A TCP port nobody uses now, below the kernel's ephemeral range so that no
+// outgoing connection (srun, cohortd, an earlier test's lingering sockets) can
+// take it between this check and the daemon's bind(); checked on INADDR_ANY,
+// which is what slurmctld and slurmd bind.
 int free_port() {
-  UniqueFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::bind(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return 0;
-  socklen_t len = sizeof a;
-  ::getsockname(s.get(), reinterpret_cast<sockaddr*>(&a), &len);
-  return ntohs(a.sin_port);
+  int lo = 32768;
+  if (std::ifstream r("/proc/sys/net/ipv4/ip_local_port_range"); r) r >> lo;
+  static std::mt19937 rng(std::random_device{}());
+  const int top = std::max(lo, 12000);
+  std::uniform_int_distribution<int> pick(10000, top - 1);
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    const int port = pick(rng);
+    UniqueFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_ANY);
+    if (::bind(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) return port;
+  }
+  return 0;
 }
 
 // Start `argv` in the background, stdout and stderr to `log`; its pid.
@@ -111,8 +123,26 @@ class Slurm : public ::testing::Test {
     dir_ = tmp_.path() + "/slurm";
     std::filesystem::create_directories(dir_ + "/state");
     std::filesystem::create_directories(dir_ + "/spool");
+    // A port taken after all (or a daemon that dies at start) is retried with
+    // new ports rather than waited out.
+    std::string why;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      why = start_slurm();
+      if (why.empty()) return;
+      stop_child(slurmd_);
+      stop_child(ctld_);
+      slurmd_ = ctld_ = -1;
+    }
+    FAIL() << why << slurm_logs();
+  }
+
+  // Writes slurm.conf on fresh ports, starts slurmctld and the node's slurmd,
+  // and waits for the node to be idle; "" when it is, else why not.
+  std::string start_slurm() {
     int ctld_port = free_port(), d_port = free_port();
-    ASSERT_TRUE(ctld_port > 0 && d_port > 0 && ctld_port != d_port);
+    if (ctld_port <= 0 || d_port <= 0 || ctld_port == d_port) return "no free TCP port for Slurm";
+    for (const char* log : {"/slurmctld.log", "/ctld.out", "/slurmd.log", "/slurmd.out"})
+      std::filesystem::remove(dir_ + log);
     conf_ = dir_ + "/slurm.conf";
     std::ofstream c(conf_);
     c << "ClusterName=cohorttest\n"
@@ -144,18 +174,26 @@ class Slurm : public ::testing::Test {
                             std::string("hostname ") + kNode + " && exec " +
                                 find_program("slurmd") + " -D -N " + kNode + " -f " + conf_},
                            dir_ + "/slurmd.out");
-    ASSERT_GT(ctld_, 0);
-    ASSERT_GT(slurmd_, 0);
+    if (ctld_ <= 0 || slurmd_ <= 0) return "cannot start slurmctld or slurmd";
     auto deadline = Clock::now() + 40s;
     std::string state;
     while (Clock::now() < deadline) {
+      if (::waitpid(ctld_, nullptr, WNOHANG) == ctld_) {
+        ctld_ = -1;
+        return "slurmctld exited at start";
+      }
+      if (::waitpid(slurmd_, nullptr, WNOHANG) == slurmd_) {
+        slurmd_ = -1;
+        return "slurmd exited at start";
+      }
+      if (slurm_logs().find("Address already in use") != std::string::npos)
+        return "a Slurm port was taken after all";
       auto r = run({"sinfo", "-h", "-n", kNode, "-o", "%T"}, 10s);
       state = r.out;
-      if (state.find("idle") == 0) break;
+      if (state.find("idle") == 0) return "";
       std::this_thread::sleep_for(250ms);
     }
-    ASSERT_EQ(state.find("idle"), 0u) << "the Slurm node never became idle: '" << state << "'"
-                                      << slurm_logs();
+    return "the Slurm node never became idle: '" + state + "'";
   }
 
   void TearDown() override {
