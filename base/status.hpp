@@ -25,6 +25,11 @@ class [[nodiscard]] Status {
   Status(Errc code, std::string message) : code_(code), message_(std::move(message)) {}
 
   static Status ok() noexcept { return Status(); }
+  /// Back to OK, keeping the message's storage (cheaper than `= Status()`).
+  void reset() noexcept {
+    code_ = Errc::kOk;
+    message_.clear();
+  }
 
   bool is_ok() const noexcept { return code_ == Errc::kOk; }
   explicit operator bool() const noexcept { return is_ok(); }

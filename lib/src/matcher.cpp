@@ -32,31 +32,6 @@ void mark_message(RecvOp& op, const Envelope& e) {
 
 Matcher::~Matcher() = default;
 
-void Matcher::post(RecvOp& op) noexcept {
-  op.state = RecvOp::State::kPosted;
-  posted_.push_back(&op);
-}
-
-bool Matcher::cancel(RecvOp& op) noexcept {
-  if (op.state != RecvOp::State::kPosted || !op.linked()) return false;
-  posted_.erase(&op);
-  op.state = RecvOp::State::kIdle;
-  return true;
-}
-
-RecvOp* Matcher::match_posted(const Envelope& e) noexcept {
-  RecvOp* op =
-      posted_.find([&](const RecvOp& r) { return matches(r.source, r.tag, r.context, e); });
-  if (op) posted_.erase(op);
-  return op;
-}
-
-UnexpectedMsg* Matcher::find_unexpected(Tid source, int tag, std::uint32_t context) const noexcept {
-  return unexpected_.find([&](const UnexpectedMsg& m) {
-    return m.claimed_by == nullptr && matches(source, tag, context, m.env);
-  });
-}
-
 UnexpectedMsg* Matcher::add_unexpected(const Envelope& e) {
   UnexpectedMsg* m = free_.front();
   if (m) {
@@ -71,10 +46,6 @@ UnexpectedMsg* Matcher::add_unexpected(const Envelope& e) {
   m->claimed_by = nullptr;
   unexpected_.push_back(m);
   return m;
-}
-
-void Matcher::unlink(UnexpectedMsg* m) noexcept {
-  if (m->linked()) unexpected_.erase(m);
 }
 
 void Matcher::release(UnexpectedMsg* m) noexcept {

@@ -141,21 +141,41 @@ class Matcher {
 
   // ---- receives ----
   /// Append `op` to the posted receives (state kPosted).
-  void post(RecvOp& op) noexcept;
+  void post(RecvOp& op) noexcept {
+    op.state = RecvOp::State::kPosted;
+    posted_.push_back(&op);
+  }
   /// Take `op` back if it is still posted; true if it was.
-  bool cancel(RecvOp& op) noexcept;
+  bool cancel(RecvOp& op) noexcept {
+    if (op.state != RecvOp::State::kPosted || !op.linked()) return false;
+    posted_.erase(&op);
+    op.state = RecvOp::State::kIdle;
+    return true;
+  }
   /// The first posted receive (post order) that matches `e`, unlinked; nullptr if none.
-  RecvOp* match_posted(const Envelope& e) noexcept;
+  RecvOp* match_posted(const Envelope& e) noexcept {
+    RecvOp* op =
+        posted_.find([&](const RecvOp& r) { return matches(r.source, r.tag, r.context, e); });
+    if (op) posted_.erase(op);
+    return op;
+  }
 
   // ---- unexpected messages ----
   /// The oldest unexpected message that matches and that no receive has claimed,
   /// left in the queue. A message still arriving (complete == false) stays queued
   /// when a receive claims it (claimed_by), so that the claim can be undone.
-  UnexpectedMsg* find_unexpected(Tid source, int tag, std::uint32_t context) const noexcept;
+  UnexpectedMsg* find_unexpected(Tid source, int tag, std::uint32_t context) const noexcept {
+    if (unexpected_.empty()) return nullptr;
+    return unexpected_.find([&](const UnexpectedMsg& m) {
+      return m.claimed_by == nullptr && matches(source, tag, context, m.env);
+    });
+  }
   /// A pooled node for a new arrival, appended to the queue.
   UnexpectedMsg* add_unexpected(const Envelope& e);
   /// Take `m` out of the queue; the caller owns it until release().
-  void unlink(UnexpectedMsg* m) noexcept;
+  void unlink(UnexpectedMsg* m) noexcept {
+    if (m->linked()) unexpected_.erase(m);
+  }
   /// Give a node back to the pool (unlinking it first if needed).
   void release(UnexpectedMsg* m) noexcept;
 

@@ -187,6 +187,7 @@ void Peers::on_exit(Tid t, std::uint64_t poll_count) {
 void Peers::mark_dead(Peer& p, Status why, std::uint64_t poll_count) {
   if (p.dead()) return;
   p.state = Peer::State::kDead;
+  ++dead_count_;
   p.error = std::move(why);
   p.dead_poll = poll_count;
   p.dead_since = std::chrono::steady_clock::now();

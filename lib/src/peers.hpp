@@ -101,6 +101,8 @@ class Peers {
   /// A send to `p` failed in a way that means the peer is gone.
   void mark_dead(Peer& p, Status why, std::uint64_t poll_count);
 
+  /// Whether any peer has died (until then no receive can wait for a dead one).
+  bool any_dead() const noexcept { return dead_count_ != 0; }
   /// For a blocking receive from `t`: nothing more can come from it.
   bool gone_for_recv(Tid t, std::uint64_t poll_count);
   /// The error for a send to (or receive from) a dead peer.
@@ -127,6 +129,7 @@ class Peers {
   std::unordered_map<Tid, Peer> by_tid_;            // node-based: Peer* stay valid
   std::unordered_map<std::uint64_t, Tid> by_conn_;  // (endpoint, PeerId) -> tid
   Peer* last_ = nullptr;
+  std::size_t dead_count_ = 0;  // peers that ever died
   std::vector<Tid> pending_;  // tids with a Resolve outstanding
 };
 

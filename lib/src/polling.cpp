@@ -68,18 +68,15 @@ void Engine::check_cold() {
   }
 }
 
-bool Engine::poll_endpoint(std::uint8_t i) {
+bool Engine::handle_polled(std::uint8_t i, std::size_t n) {
   PollSlot& slot = slots_[i];
-  bool any = false;
   for (;;) {
-    const std::size_t n = slot.ep->poll(events_);
-    if (n == 0) break;
-    any = true;
     slot.last_event = polls_;
     for (std::size_t k = 0; k < n; ++k) handle(i, events_[k]);
-    if (n < events_.size()) break;
+    if (n < events_.size()) return true;
+    n = slot.ep->poll(events_);
+    if (n == 0) return true;
   }
-  return any;
 }
 
 void Engine::sweep_endpoints() {
@@ -91,8 +88,7 @@ void Engine::sweep_endpoints() {
   }
 }
 
-bool Engine::poll_once(bool daemon_too) {
-  ++polls_;
+bool Engine::poll_once_all(bool daemon_too) {
   bool any = false;
   const bool sweep = daemon_too || (polls_ & (kSweepEvery - 1)) == 0;
   if (!sweep && cold_epoll_ && (polls_ & (kCheckEvery - 1)) == 0) check_cold();
@@ -102,9 +98,10 @@ bool Engine::poll_once(bool daemon_too) {
       continue;
     any |= poll_endpoint(i);
   }
-  // The daemon is rarely urgent: read it every 16th poll unless a caller waits
+  // The daemon is rarely urgent: read it every kDaemonEvery-th poll (a
+  // recv() each time, dearer than many idle shm polls) unless a caller waits
   // for its answer (a request, or a Resolve before a first send).
-  if (daemon_too || calls_ > 0 || (polls_ & 15) == 0) any |= poll_daemon();
+  if (daemon_too || calls_ > 0 || (polls_ & (kDaemonEvery - 1)) == 0) any |= poll_daemon();
   return any;
 }
 

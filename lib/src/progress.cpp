@@ -174,20 +174,9 @@ void Engine::handle(std::uint8_t ep, transport::Event& ev) {
 
 void Engine::on_frame(std::uint8_t ep, transport::Event& ev, bool announced) {
   WireHeader h;
-  Status st = decode(ev.header, h);
   const std::size_t size = announced ? ev.payload_size : ev.payload.size();
-  if (st.is_ok() && h.size != size)
-    st = Status(Errc::kProtocolError, "header says " + std::to_string(h.size) +
-                                          " payload bytes, the frame has " + std::to_string(size));
-  if (st.is_ok() && h.dest != self_)
-    st = Status(Errc::kProtocolError,
-                "message for " + tid_name(h.dest) + " arrived at " + tid_name(self_));
-  if (!st.is_ok()) {
-    COHORT_LOG_ERROR(kLog) << "dropping the connection of a peer that sent a bad frame: "
-                           << st.to_string();
-    eps_[ep].endpoint->disconnect(ev.peer);
-    return;
-  }
+  if (!parse(ev.header, h) || h.size != size || h.dest != self_) [[unlikely]]
+    return drop_bad_frame(ep, ev, size);
   const Envelope e{h.source, h.tag, h.context, h.flags, size};
   if (!announced) {
     deliver(e, ev.payload);
@@ -214,6 +203,20 @@ void Engine::on_frame(std::uint8_t ep, transport::Event& ev, bool announced) {
     on_unexpected_done(*m, Status());
   else
     ++slots_[ep].in_flight;
+}
+
+void Engine::drop_bad_frame(std::uint8_t ep, transport::Event& ev, std::size_t size) {
+  WireHeader h;
+  Status st = decode(ev.header, h);
+  if (st.is_ok() && h.size != size)
+    st = Status(Errc::kProtocolError, "header says " + std::to_string(h.size) +
+                                          " payload bytes, the frame has " + std::to_string(size));
+  if (st.is_ok() && h.dest != self_)
+    st = Status(Errc::kProtocolError,
+                "message for " + tid_name(h.dest) + " arrived at " + tid_name(self_));
+  COHORT_LOG_ERROR(kLog) << "dropping the connection of a peer that sent a bad frame: "
+                         << st.to_string();
+  eps_[ep].endpoint->disconnect(ev.peer);
 }
 
 void Engine::on_recv_done(RecvOp& op, const Status& st) {

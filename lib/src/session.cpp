@@ -12,6 +12,9 @@
 #include "lib/src/session_impl.hpp"
 
 namespace cohort {
+
+void raise(const Status& st) { throw Error(st.code(), st.message()); }
+
 namespace {
 
 constexpr const char* kLog = "lib.session";
@@ -38,16 +41,22 @@ Result<Tid> claimed_tid() {
   return static_cast<Tid>(t);
 }
 
-void check_tag(int tag) {
-  if (tag < 0)
-    throw Error(Errc::kInvalidArgument,
-                "tag " + std::to_string(tag) + " is negative; message tags are 0 or more");
+[[noreturn, gnu::cold]] void bad_tag(int tag) {
+  throw Error(Errc::kInvalidArgument,
+              "tag " + std::to_string(tag) + " is negative; message tags are 0 or more");
+}
+inline void check_tag(int tag) {
+  if (tag < 0) [[unlikely]]
+    bad_tag(tag);
 }
 
-void check_source(Tid source) {
-  if (source != kAnyTid && source <= 0)
-    throw Error(Errc::kInvalidArgument,
-                "receive from " + std::to_string(source) + ": give a task id or cohort::kAnyTid");
+[[noreturn, gnu::cold]] void bad_source(Tid source) {
+  throw Error(Errc::kInvalidArgument,
+              "receive from " + std::to_string(source) + ": give a task id or cohort::kAnyTid");
+}
+inline void check_source(Tid source) {
+  if (source != kAnyTid && source <= 0) [[unlikely]]
+    bad_source(source);
 }
 
 MessageInfo info_of(const lib::RecvOp& op) {

@@ -15,9 +15,12 @@
 
 namespace cohort {
 
+/// Throws the public API's exception for `st` (not OK).
+[[noreturn, gnu::cold]] void raise(const Status& st);
 /// Throw the public API's exception for a non-OK status.
 inline void throw_if_error(const Status& st) {
-  if (!st.is_ok()) throw Error(st.code(), st.message());
+  if (!st.is_ok()) [[unlikely]]
+    raise(st);
 }
 template <class T>
 T value_or_throw(Result<T> r) {
@@ -55,7 +58,10 @@ struct Session::Impl {
 
   ~Impl();
   /// Throws unless the session can still talk to the VM.
-  void check_usable() const { throw_if_error(engine->usable()); }
+  void check_usable() const {
+    if (!engine->is_usable()) [[unlikely]]
+      throw_if_error(engine->usable());
+  }
   /// Now and then, let a stream of sends that complete at once read the network too.
   void maybe_poll() {
     if (++sends_since_poll >= 64) {

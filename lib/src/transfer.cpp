@@ -123,6 +123,10 @@ void Engine::start_recv(RecvOp& op) {
 }
 
 void Engine::watch(Tid source) {
+  // Known already (the usual case after the first message): nothing to do.
+  if (const Peer* known = peers_.find(source);
+      known && (known->ready() || known->resolved || known->resolve_req != 0 || known->dead()))
+    return;
   if (source == self_ || !tid::valid(source) || tid::is_daemon(source) || link_->lost()) return;
   Peer& p = peers_.get(source);
   if (p.dead() || p.resolved || p.resolve_req != 0 || p.out != transport::kNoPeer) return;
@@ -134,6 +138,7 @@ void Engine::watch(Tid source) {
 
 bool Engine::recv_source_gone(RecvOp& op) {
   if (op.state != RecvOp::State::kPosted || op.source == kAnyTid) return false;
+  if (!peers_.any_dead()) return false;
   if (!peers_.gone_for_recv(op.source, polls_)) return false;
   Peer& p = *peers_.find(op.source);
   if (!p.swept) {

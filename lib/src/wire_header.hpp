@@ -68,8 +68,26 @@ inline void encode(const WireHeader& h, WireBytes& out) noexcept {
   store_le<std::uint64_t>(p + 24, h.size);
 }
 
+/// Fills `h` from `in`; false when `in` is not a header this version
+/// understands (decode() then says why). The receive path's call.
+inline bool parse(std::span<const std::byte> in, WireHeader& h) noexcept {
+  if (in.size() != kWireHeaderSize) [[unlikely]]
+    return false;
+  const std::byte* p = in.data();
+  if (static_cast<std::uint8_t>(p[0]) != kWireVersion) [[unlikely]]
+    return false;
+  h.flags = static_cast<std::uint8_t>(p[1]);
+  h.source = static_cast<Tid>(load_le<std::uint32_t>(p + 4));
+  h.dest = static_cast<Tid>(load_le<std::uint32_t>(p + 8));
+  h.tag = static_cast<std::int32_t>(load_le<std::uint32_t>(p + 12));
+  h.context = load_le<std::uint32_t>(p + 16);
+  h.size = load_le<std::uint64_t>(p + 24);
+  return true;
+}
+
 /// kProtocolError when `in` is not a header this version understands.
 inline Status decode(std::span<const std::byte> in, WireHeader& h) {
+  if (parse(in, h)) return Status();
   if (in.size() != kWireHeaderSize)
     return Status(Errc::kProtocolError, "message header of " + std::to_string(in.size()) +
                                             " bytes, expected " + std::to_string(kWireHeaderSize));
@@ -79,12 +97,6 @@ inline Status decode(std::span<const std::byte> in, WireHeader& h) {
                                             std::to_string(static_cast<int>(p[0])) + ", expected " +
                                             std::to_string(kWireVersion) +
                                             "; are both tasks built from the same cohort release?");
-  h.flags = static_cast<std::uint8_t>(p[1]);
-  h.source = static_cast<Tid>(load_le<std::uint32_t>(p + 4));
-  h.dest = static_cast<Tid>(load_le<std::uint32_t>(p + 8));
-  h.tag = static_cast<std::int32_t>(load_le<std::uint32_t>(p + 12));
-  h.context = load_le<std::uint32_t>(p + 16);
-  h.size = load_le<std::uint64_t>(p + 24);
   return Status();
 }
 

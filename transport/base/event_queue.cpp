@@ -30,7 +30,7 @@ void EventQueue::clear() noexcept {
   while (count_ > 0) (void)pop();
 }
 
-EventSink::EventSink(std::span<Event> out, EventQueue& overflow) : out_(out), overflow_(overflow) {
+void EventSink::drain_overflow() {
   while (used_ < out_.size() && !overflow_.empty()) out_[used_++] = overflow_.pop();
 }
 

@@ -39,7 +39,10 @@ class EventQueue {
 class EventSink {
  public:
   /// Starts by moving queued events from `overflow` into `out`.
-  EventSink(std::span<Event> out, EventQueue& overflow);
+  EventSink(std::span<Event> out, EventQueue& overflow) : out_(out), overflow_(overflow) {
+    if (!overflow_.empty()) [[unlikely]]
+      drain_overflow();
+  }
 
   /// True while an event with borrowed bytes may be produced now.
   bool has_room() const noexcept { return used_ < out_.size() && overflow_.empty(); }
@@ -55,6 +58,8 @@ class EventSink {
   std::size_t used() const noexcept { return used_; }
 
  private:
+  void drain_overflow();
+
   std::span<Event> out_;
   EventQueue& overflow_;
   std::size_t used_ = 0;

@@ -228,7 +228,7 @@ void LoopEndpoint::deliver(PeerId id, Peer& p, EventSink& sink) {
     Event& e = sink.next();
     e.peer = id;
     e.op = 0;
-    e.status = Status();
+    e.status.reset();
     std::span<const std::byte> bytes(item.bytes);
     if (item.kind == Item::Kind::kAccept) {
       e.kind = Event::Kind::kPeerAccepted;

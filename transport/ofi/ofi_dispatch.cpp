@@ -367,7 +367,7 @@ void OfiEndpoint::emit_frame(Peer& p, WireType type, std::span<const std::byte> 
   e.kind = type == WireType::kEager ? Event::Kind::kFrameArrived : Event::Kind::kFrameAnnounced;
   e.peer = p.id;
   e.op = 0;
-  e.status = Status();
+  e.status.reset();
   e.header = header;
   e.payload = type == WireType::kEager ? payload : std::span<const std::byte>();
   e.payload_size = static_cast<std::size_t>(payload_size);

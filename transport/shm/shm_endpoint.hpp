@@ -79,6 +79,15 @@ class ShmEndpoint final : public Endpoint {
   /// kPeerAccepted for accepted peers, while the sink has room.
   void announce_accepted(EventSink& sink);
   void service_all(EventSink& sink);
+  /// Nothing for the endpoint itself to do (only its peers may have work):
+  /// poll() may take its short way.
+  bool calm() const noexcept {
+    return !(wake_armed_ | armed_ | check_next_ | strict_ | active_dirty_) &&
+           handshakes_waiting_ == 0 && pending_accept_.empty() && overflow_.empty() &&
+           retired_.empty();
+  }
+  /// The full poll: wake-ups, the epoll look, handshakes, arming.
+  [[gnu::noinline]] std::size_t poll_all(std::span<Event> out);
   /// Pending operations fail, kPeerDown if the user knew the peer, then the
   /// peer is retired (its memory lives until the next poll).
   void teardown(Peer& p, EventSink& sink);

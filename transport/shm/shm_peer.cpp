@@ -32,6 +32,23 @@ struct WireIov {
 
 }  // namespace
 
+// Copies a frame's pieces into the ring: small ones inline (a call to memcpy
+// costs more than moving a few words), larger ones with memcpy.
+inline void copy_in(std::byte* dst, const void* src, std::size_t n) noexcept {
+  const auto* s = static_cast<const std::byte*>(src);
+  if (n > 32) {
+    std::memcpy(dst, s, n);
+  } else if (n >= 16) {  // two overlapping 16-byte moves
+    std::memcpy(dst, s, 16);
+    std::memcpy(dst + n - 16, s + n - 16, 16);
+  } else if (n >= 8) {
+    std::memcpy(dst, s, 8);
+    std::memcpy(dst + n - 8, s + n - 8, 8);
+  } else {
+    for (std::size_t i = 0; i < n; ++i) dst[i] = s[i];
+  }
+}
+
 // ---- PendingQueue -----------------------------------------------------------
 
 PendingSend& PendingQueue::push() {
@@ -110,11 +127,10 @@ bool Peer::write_eager(std::span<const std::byte> header, std::span<const iovec>
                        std::uint64_t size) noexcept {
   std::byte* p = tx_.reserve(header.size() + size);
   if (p == nullptr) return false;
-  if (!header.empty()) std::memcpy(p, header.data(), header.size());
+  copy_in(p, header.data(), header.size());
   p += header.size();
   for (const iovec& v : iov) {
-    if (v.iov_len == 0) continue;
-    std::memcpy(p, v.iov_base, v.iov_len);
+    copy_in(p, v.iov_base, v.iov_len);
     p += v.iov_len;
   }
   tx_.publish(RecordKind::kEager, header.size());
@@ -237,7 +253,7 @@ void Peer::read_frames(EventSink& sink) {
       e.kind = Event::Kind::kFrameArrived;
       e.peer = id_;
       e.op = 0;
-      e.status = Status();
+      e.status.reset();
       e.header = r.header;
       e.payload = r.body;
       e.payload_size = r.body.size();
@@ -280,7 +296,7 @@ void Peer::read_frames(EventSink& sink) {
     e.kind = Event::Kind::kFrameAnnounced;
     e.peer = id_;
     e.op = 0;
-    e.status = Status();
+    e.status.reset();
     e.header = r.header;
     e.payload = {};
     e.payload_size = a.size;

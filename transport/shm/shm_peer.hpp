@@ -109,6 +109,15 @@ class Peer {
   /// Whether service() would do something now; seq_cst loads, for the re-check
   /// after the doorbell is armed.
   bool has_work() noexcept;
+  /// Whether service() has nothing to do unless a frame arrived (rx_ready()):
+  /// nothing in flight, no payload moving, nothing handed out to release.
+  /// Whether the peer left is the endpoint's regular full poll's to notice.
+  bool quiet() const noexcept {
+    return visible && !closing_ && rx_state_ == Rx::kFrames && inflight_.empty() &&
+           backlog_.empty() && rx_.all_released();
+  }
+  /// A frame is published at the read position (one load of shared memory).
+  bool rx_ready() const noexcept { return rx_.ready(); }
 
   bool closing() const noexcept { return closing_; }
   const Status& reason() const noexcept { return reason_; }

@@ -1,30 +1,17 @@
 #include "transport/shm/shm_ring.hpp"
 
+#include <cstddef>
 #include <cstring>
 
 #include "transport/transport.hpp"
 
 namespace cohort::transport::shm {
 
+using detail::align_line;
+using detail::RecordHeader;
+
 namespace {
-
-struct RecordHeader {
-  Word<std::uint64_t> stamp;
-  std::uint32_t length;
-  std::uint8_t kind;
-  std::uint8_t header_size;
-  std::uint16_t reserved;
-};
-static_assert(sizeof(RecordHeader) == kRecordHeader);
-
-constexpr std::uint64_t align_line(std::uint64_t v) {
-  return (v + kLine - 1) & ~std::uint64_t{kLine - 1};
-}
-
-inline RecordHeader* at(std::byte* base, std::uint64_t offset) {
-  return reinterpret_cast<RecordHeader*>(base + offset);
-}
-
+inline RecordHeader* at(std::byte* base, std::uint64_t offset) { return detail::record_at(base, offset); }
 }  // namespace
 
 // ---- writer -----------------------------------------------------------------
@@ -44,12 +31,6 @@ bool RingWriter::fits(std::size_t body) const noexcept {
   return 2 * len + kLine <= mask_ + 1;
 }
 
-bool RingWriter::room(std::size_t need) noexcept {
-  if (tail_ + need - head_cache_ <= mask_ + 1) return true;
-  head_cache_ = head_->load(std::memory_order_acquire);
-  return tail_ + need - head_cache_ <= mask_ + 1;
-}
-
 bool RingWriter::has_room(std::size_t body) noexcept {
   std::uint64_t len = align_line(kRecordHeader + body);
   std::uint64_t to_end = mask_ + 1 - (tail_ & mask_);
@@ -58,38 +39,21 @@ bool RingWriter::has_room(std::size_t body) noexcept {
   return tail_ + pad + len + kLine - head_cache_ <= mask_ + 1;
 }
 
-std::byte* RingWriter::reserve(std::size_t body) noexcept {
-  const std::uint64_t len = kRecordHeader + body;
+std::byte* RingWriter::reserve_after_padding(std::uint64_t len, std::uint64_t to_end) noexcept {
   const std::uint64_t aligned = align_line(len);
-  std::uint64_t to_end = mask_ + 1 - (tail_ & mask_);
-  std::uint64_t pad = aligned > to_end ? to_end : 0;
-  // The extra line keeps the stamp word of the next position in free space.
-  if (!room(pad + aligned + kLine)) return nullptr;
-  if (pad != 0) {
-    // Zero the stamp at the array's start (the next position) before the
-    // padding record that leads there is published.
-    at(base_, 0)->stamp.store(0, std::memory_order_relaxed);
-    RecordHeader* h = at(base_, tail_ & mask_);
-    h->length = static_cast<std::uint32_t>(pad);
-    h->kind = static_cast<std::uint8_t>(RecordKind::kPad);
-    h->header_size = 0;
-    h->stamp.store(tail_ + 1, std::memory_order_release);
-    tail_ += pad;
-  }
+  if (!room(to_end + aligned + kLine)) return nullptr;
+  // Zero the stamp at the array's start (the next position) before the
+  // padding record that leads there is published.
+  at(base_, 0)->stamp.store(0, std::memory_order_relaxed);
+  RecordHeader* h = at(base_, tail_ & mask_);
+  h->length = static_cast<std::uint32_t>(to_end);
+  h->kind = static_cast<std::uint8_t>(RecordKind::kPad);
+  h->header_size = 0;
+  h->stamp.store(tail_ + 1, std::memory_order_release);
+  tail_ += to_end;
   reserved_pos_ = tail_;
   reserved_len_ = static_cast<std::uint32_t>(len);
   return base_ + (tail_ & mask_) + kRecordHeader;
-}
-
-void RingWriter::publish(RecordKind kind, std::size_t header_size) noexcept {
-  const std::uint64_t next = reserved_pos_ + align_line(reserved_len_);
-  at(base_, next & mask_)->stamp.store(0, std::memory_order_relaxed);
-  RecordHeader* h = at(base_, reserved_pos_ & mask_);
-  h->length = reserved_len_;
-  h->kind = static_cast<std::uint8_t>(kind);
-  h->header_size = static_cast<std::uint8_t>(header_size);
-  h->stamp.store(reserved_pos_ + 1, std::memory_order_seq_cst);
-  tail_ = next;
 }
 
 // ---- reader -----------------------------------------------------------------
@@ -102,12 +66,7 @@ void RingReader::attach(const std::byte* base, std::size_t capacity,
   pos_ = released_ = head->load();
 }
 
-bool RingReader::ready() const noexcept {
-  const auto* h = reinterpret_cast<const RecordHeader*>(base_ + (pos_ & (capacity_ - 1)));
-  return h->stamp.load(std::memory_order_acquire) == pos_ + 1;
-}
-
-RingReader::Peek RingReader::peek(Record& out) noexcept {
+RingReader::Peek RingReader::peek_other(Record& out) noexcept {
   for (;;) {
     const std::uint64_t offset = pos_ & (capacity_ - 1);
     const auto* h = reinterpret_cast<const RecordHeader*>(base_ + offset);
@@ -134,13 +93,6 @@ RingReader::Peek RingReader::peek(Record& out) noexcept {
     current_ = align_line(length);
     return Peek::kRecord;
   }
-}
-
-bool RingReader::release() noexcept {
-  if (pos_ == released_) return false;
-  released_ = pos_;
-  head_->store(pos_, std::memory_order_seq_cst);
-  return true;
 }
 
 }  // namespace cohort::transport::shm

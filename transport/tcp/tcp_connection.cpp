@@ -286,7 +286,7 @@ Connection::RxStop Connection::receive(EventSink& sink, std::uint64_t epoch) {
         const std::byte* at = buf_.get() + rpos_;
         e.peer = id_;
         e.op = 0;
-        e.status = Status();
+        e.status.reset();
         e.header = {at + kPrefixSize, p.header_size};
         if (eager) {
           e.kind = p.hello() ? Event::Kind::kPeerAccepted : Event::Kind::kFrameArrived;
