@@ -35,6 +35,7 @@ PACKAGES=(
   openmpi-bin libopenmpi-dev gfortran
   libssl-dev ca-certificates
   iproute2 nftables util-linux   # the emulated multi-host tests (network namespaces)
+  hwloc-nox                      # lstopo: synthetic multi-package topologies in the binding tests
   # `cohort bench pingpong`: the fabrics' own ping-pongs as references for the ofi
   # and ucx transports (fi_pingpong, ucx_perftest), and gnuplot for --plot PNGs.
   libfabric-bin ucx-utils gnuplot-nox
