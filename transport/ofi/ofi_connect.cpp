@@ -36,8 +36,8 @@ Result<PeerId> OfiEndpoint::connect(const Address& addr) {
   p.remote = addr;
   p.remote_nonce = a.nonce;
   p.remote_eager = static_cast<std::size_t>(a.eager);
-  Status failed;
-  if (a.pid == static_cast<std::uint32_t>(::getpid()) && a.host == host_) {
+  Status failed = reserve_buffers();
+  if (failed.is_ok() && a.pid == static_cast<std::uint32_t>(::getpid()) && a.host == host_) {
     p.local_alive = LocalEndpoints::find(a.name);
     if (!p.local_alive) failed = Status(Errc::kPeerLost, "no such endpoint in this process");
   }
@@ -208,6 +208,8 @@ void OfiEndpoint::on_hello(Watch::Event& e, const Decoded& d, EventSink& sink) {
     if (!p.local_alive) mark_gone(p, peer_status(p, Errc::kPeerLost, "its endpoint closed"), false);
   }
   if (Status s = insert_address(p, a->name); !s.is_ok())
+    mark_gone(p, peer_status(p, Errc::kPeerLost, s.message()), true);
+  if (Status s = reserve_buffers(); !s.is_ok())
     mark_gone(p, peer_status(p, Errc::kPeerLost, s.message()), true);
 
   Event& ev = sink.next();

@@ -260,6 +260,25 @@ void OfiEndpoint::on_bounce(BouncePool::Slot& slot, std::uint64_t tag, std::size
                            << ", expected " << p->addr;
   }
   const auto prefix = load<WirePrefix>(slot.buf);
+  if (prefix.type == WireType::kCredit) {
+    // Uncredited control: its buffer earns the sender nothing back.
+    bounce_.done(slot, false);
+    if (len != kPrefixSize)
+      mark_gone(*p, peer_status(*p, Errc::kProtocolError, "credit return with a body"), true);
+    else
+      on_credits(*p, prefix.seq);
+    return;
+  }
+  // Everything else was credited: its sender gets the buffer back as a credit
+  // once it is posted again (ofi_tags.hpp).
+  slot.from = p->id;
+  if (prefix.type == WireType::kEager || prefix.type == WireType::kClear) {
+    on_credits(*p, prefix.parts);
+    if (p->eof && p->retire_now) {
+      bounce_.done(slot, false);
+      return;
+    }
+  }
   if (prefix.type == WireType::kClear) {
     // Control, not a frame: unnumbered, acted on at once.
     bounce_.done(slot, false);
@@ -270,6 +289,21 @@ void OfiEndpoint::on_bounce(BouncePool::Slot& slot, std::uint64_t tag, std::size
     return;
   }
   arrive(*p, Parked{prefix.seq, &slot, len, {}}, sink);
+}
+
+void OfiEndpoint::on_credits(Peer& p, std::uint32_t n) {
+  if (n == 0) return;
+  if (n > kCredits - p.credits) {
+    mark_gone(p, peer_status(p, Errc::kProtocolError,
+                             "it returned " + std::to_string(n) + " credits, " +
+                                 std::to_string(kCredits - p.credits) + " were out"),
+              true);
+    return;
+  }
+  const bool was_out = p.credits == 0;
+  p.credits += n;
+  // Frames or clears that waited for a credit go in the next round of poll().
+  if (was_out && (!p.queue.empty() || !p.clears.empty())) make_ready(p);
 }
 
 void OfiEndpoint::arrive(Peer& p, Parked&& msg, EventSink& sink) {
@@ -327,9 +361,17 @@ bool OfiEndpoint::process(Peer& p, Parked& msg, EventSink& sink) {
                           << "): bad message: " << d.status().message();
     mark_gone(p, peer_status(p, Errc::kProtocolError, d.status().message()), true);
   } else if (d->prefix.type == WireType::kBye) {
-    retire(p, peer_status(p, Errc::kPeerLost, "the other side closed the connection"),
-           /*report=*/true, sink);
-    alive = false;
+    Status why = peer_status(p, Errc::kPeerLost, "the other side closed the connection");
+    finish_taken_sends(p, sink);
+    if (!p.receiving.empty()) {
+      // A payload it sent before closing may have landed with its completion
+      // not read yet: retire once the completion queue has been found empty,
+      // as after an end of file.
+      mark_gone(p, std::move(why), false);
+    } else {
+      retire(p, why, /*report=*/true, sink);
+      alive = false;
+    }
   } else if (d->prefix.type != WireType::kEager && d->prefix.type != WireType::kAnnounce) {
     mark_gone(p, peer_status(p, Errc::kProtocolError, "unexpected message on a connection"), true);
   } else if (p.blocked) {
@@ -358,6 +400,30 @@ bool OfiEndpoint::process(Peer& p, Parked& msg, EventSink& sink) {
   else if (handed_out)
     handed_records_.push_back(std::move(msg.record));  // spans into it live until the next poll
   return alive;
+}
+
+void OfiEndpoint::finish_taken_sends(Peer& p, EventSink& sink) {
+  // A frame the provider has every message of is as good as sent: the peer
+  // asked for its payload (cleared it) and then closed on purpose, which it
+  // does once its receives are done. Its completion may never come (shm
+  // completes a payload send only after the receiver answers, and a closed
+  // receiver does not), so it ends now, as an eager frame would have; the
+  // provider may still finish it, and then it only recycles the op.
+  for (SendOp* op = p.sending.front(); op != nullptr;) {
+    SendOp* next = op->next;
+    if (op->prepared && op->posted == op->messages) {
+      p.sending.erase(op);
+      if (op->report)
+        sink.emit(send_done(p.id, op->op));
+      else
+        --unreported_sends_;
+      if (op->outstanding() == 0)
+        pools_->put(op);
+      else
+        op->orphaned = true;
+    }
+    op = next;
+  }
 }
 
 void OfiEndpoint::emit_frame(Peer& p, WireType type, std::span<const std::byte> header,

@@ -179,7 +179,63 @@ Peer& OfiEndpoint::add_peer(bool outgoing) {
   Peer& p = *peers_.back();
   p.id = id;
   p.outgoing = outgoing;
+  ++connections_;
   return p;
+}
+
+// ---- credits ------------------------------------------------------------------
+
+Status OfiEndpoint::reserve_buffers() {
+  // Before the peer can send: the acceptor sends from the hello on, the
+  // connector's buffers are there before its hello leaves.
+  COHORT_RETURN_IF_ERROR(bounce_.grow_to(*memory_, connections_ * kBuffersPerConnection));
+  if (long ret = bounce_.post(fabric_->ep()); ret != 0)
+    return Status(Errc::kIoError, fi_error("fi_trecv (bounce buffers)", ret));
+  note_reposted();
+  return Status();
+}
+
+void OfiEndpoint::note_reposted() {
+  std::vector<PeerId>& ids = bounce_.reposted();
+  for (PeerId id : ids) {
+    Peer* p = live(id);
+    if (p == nullptr) continue;  // retired: nobody to give it back to
+    ++p->owed;
+    if (p->owed >= kCreditBatch && !p->owing) {
+      p->owing = true;
+      owing_.push_back(id);
+    }
+  }
+  ids.clear();
+}
+
+void OfiEndpoint::send_credits() {
+  std::size_t keep = 0;
+  for (PeerId id : owing_) {
+    Peer* p = live(id);
+    if (p == nullptr) continue;
+    // A frame or kClear may have carried them meanwhile.
+    if (p->owed < kCreditBatch || p->eof || p->local_gone()) {
+      p->owing = false;
+      continue;
+    }
+    if (!p->open()) {  // the other side's PeerId comes with the welcome
+      owing_[keep++] = id;
+      continue;
+    }
+    WirePrefix prefix{WireType::kCredit, 0, 0, p->owed, 0};
+    long ret = fi_tinject(fabric_->ep(), &prefix, sizeof prefix, p->addr, bounce_tag(p->remote_id));
+    if (ret == 0) {
+      p->owed = 0;
+      p->owing = false;
+    } else if (ret == -FI_EAGAIN) {
+      owing_[keep++] = id;  // the next poll tries again
+    } else {
+      p->owing = false;
+      mark_gone(*p, peer_status(*p, Errc::kPeerLost, fi_error("fi_tinject (credits)", ret)), true);
+    }
+  }
+  owing_.resize(keep);
 }
 
 Status OfiEndpoint::insert_address(Peer& p, const std::string& name) {
@@ -253,6 +309,7 @@ std::size_t OfiEndpoint::poll(std::span<Event> out) {
     COHORT_LOG_WARN(kLog) << "ofi " << fabric_->provider() << ": "
                           << fi_error("fi_trecv (bounce buffers)", ret);
   }
+  note_reposted();
   if (!unposted_recvs_.empty()) post_receives(sink);
   if (!ready_.empty()) {
     ready_work_.swap(ready_);
@@ -268,7 +325,10 @@ std::size_t OfiEndpoint::poll(std::span<Event> out) {
 
   bool drained = false;
   read_completions(sink, drained);
-  if (bounce_.waiting()) (void)bounce_.post(fabric_->ep());
+  if (bounce_.waiting()) {
+    (void)bounce_.post(fabric_->ep());
+    note_reposted();
+  }
 
   // The watch sockets: every poll while one is busy, while hellos wait for
   // room, or when callers may sleep on wait_fd(); otherwise once in 64 idle
@@ -296,6 +356,7 @@ std::size_t OfiEndpoint::poll(std::span<Event> out) {
     gone_.resize(keep);
   }
 
+  if (!owing_.empty()) send_credits();
   if (work_left()) {
     wake();
   } else if (fd_is_honest && sink.used() < out.size()) {
@@ -313,13 +374,19 @@ std::size_t OfiEndpoint::poll(std::span<Event> out) {
 
 bool OfiEndpoint::work_left() const noexcept {
   return !ready_.empty() || !overflow_.empty() || !unposted_recvs_.empty() || !gone_.empty() ||
-         !watch_backlog_.empty();
+         !watch_backlog_.empty() || !owing_.empty();
 }
 
 bool OfiEndpoint::prepare_wait() {
   caller_prepares_wait_ = true;
   unwake();  // from here on only work left over sets it
-  if (!caps_.wait_fd) return false;  // nothing to sleep on: keep polling
+  if (!caps_.wait_fd) {
+    // Nothing to sleep on: the caller keeps polling. It also calls this to
+    // make us look at everything now (a sweep, before it decides that a
+    // peer which just exited sent nothing): the next poll reads the watch.
+    watch_due_ = true;
+    return false;
+  }
   if (work_left() || watch_due_) return false;
   // A watch socket with news: the next poll() must look at it, not in 64 polls.
   int n = ::epoll_wait(epoll_.get(), epoll_events_.data(), static_cast<int>(epoll_events_.size()), 0);
@@ -385,6 +452,7 @@ void OfiEndpoint::retire(Peer& p, const Status& why, bool report, EventSink& sin
   // A dead shm peer left its region behind: the survivors clean up.
   if (report && why.code() == Errc::kPeerLost && host_local_provider(fabric_->provider()))
     (void)remove_dead_region(p.remote, host_);
+  --connections_;
   retired_.push_back(std::move(peers_[p.id]));  // freed at the next poll
 }
 

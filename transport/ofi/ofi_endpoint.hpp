@@ -47,6 +47,7 @@
 #include <rdma/fabric.h>
 #include <sys/epoll.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <deque>
@@ -108,6 +109,22 @@ class OfiEndpoint final : public Endpoint {
   /// found empty twice, so that what it sent before is still delivered.
   void mark_gone(Peer& p, Status why, bool at_once);
 
+  // Credits (ofi_tags.hpp; ofi_endpoint.cpp).
+  /// Bounce buffers for one more connection (grown and posted now). Its
+  /// failure fails the connection.
+  Status reserve_buffers();
+  /// Credits to carry back in the `parts` byte of a message to p (the caller
+  /// subtracts them from p.owed once the message has left).
+  static std::uint8_t owed_now(const Peer& p) noexcept {
+    return static_cast<std::uint8_t>(std::min<std::uint32_t>(p.owed, 255));
+  }
+  /// Counts the buffers post() gave back to their senders into their owed credits.
+  void note_reposted();
+  /// kCredit to every peer owed kCreditBatch or more that no message carried them to.
+  void send_credits();
+  /// A peer gave `n` credits back.
+  void on_credits(Peer& p, std::uint32_t n);
+
   // Sending (ofi_endpoint.cpp).
   /// Moves p's queued frames on — to the watch before the welcome, to the
   /// provider after it — in order, until something must wait.
@@ -149,6 +166,8 @@ class OfiEndpoint final : public Endpoint {
   void arrive(Peer& p, Parked&& msg, EventSink& sink);
   /// Hands out p's frames in order while room and `blocked` allow.
   void advance(Peer& p, EventSink& sink);
+  /// On p's bye: its sends with every message posted end well (see the .cpp).
+  void finish_taken_sends(Peer& p, EventSink& sink);
   /// One in-order message of p; false if p was retired by it (a bye).
   bool process(Peer& p, Parked& msg, EventSink& sink);
   void emit_frame(Peer& p, WireType type, std::span<const std::byte> header,
@@ -187,6 +206,8 @@ class OfiEndpoint final : public Endpoint {
   std::vector<std::unique_ptr<Peer>> retired_;  // freed at the next poll()
   std::vector<PeerId> ready_, ready_work_;
   std::vector<PeerId> gone_;                    // peers marked gone, not yet retired
+  std::vector<PeerId> owing_;                   // peers owed kCreditBatch credits or more
+  std::size_t connections_ = 0;                 // live peers: each has its bounce buffers
   std::unordered_map<std::string, fi_addr_t> av_;  // fabric name -> AV entry
   std::vector<PeerId> watch_owner_;                // ConnId -> PeerId (kNoPeer: no hello yet)
   std::vector<RecvOp*> unposted_recvs_;

@@ -87,6 +87,9 @@ struct Peer {
   /// (libfabric's shm must never be handed a closed endpoint of its own process).
   std::shared_ptr<const std::atomic<bool>> local_alive;
 
+  std::uint32_t credits = kCredits;  // credited bounce messages we may still send (ofi_tags.hpp)
+  std::uint32_t owed = 0;            // credits to give back: its buffers we have re-posted
+  bool owing = false;                // endpoint bookkeeping: in the owing list
   std::uint32_t tx_seq = 1;
   OpList<SendOp> queue;
   OpList<SendOp> sending;

@@ -28,28 +28,43 @@ std::size_t BouncePool::buffer_size(std::size_t eager_limit) {
 
 Status BouncePool::init(Memory& memory, std::size_t eager_limit) {
   size_ = buffer_size(eager_limit);
-  std::size_t n = std::clamp(kPoolBytes / size_, kMinSlots, kMaxSlots);
-  mem_.reset(new std::byte[n * size_]);
+  return add_chunk(memory, std::clamp(kPoolBytes / size_, kMinSlots, kMaxSlots));
+}
+
+Status BouncePool::grow_to(Memory& memory, std::size_t total) {
+  if (total <= slots_.size()) return Status();
+  return add_chunk(memory, total - slots_.size());
+}
+
+Status BouncePool::add_chunk(Memory& memory, std::size_t n) {
+  Chunk c;
+  c.mem.reset(new std::byte[n * size_]);
   if (memory.needed()) {
-    COHORT_ASSIGN_OR_RETURN(reg_, memory.register_local(mem_.get(), n * size_));
+    COHORT_ASSIGN_OR_RETURN(c.reg, memory.register_local(c.mem.get(), n * size_));
   }
-  slots_.resize(n);
   for (std::size_t i = 0; i < n; ++i) {
-    slots_[i].buf = mem_.get() + i * size_;
-    slots_[i].ctx.kind = CtxKind::kBounce;
-    slots_[i].ctx.owner = &slots_[i];
-    to_post_.push_back(&slots_[i]);
+    Slot& s = slots_.emplace_back();
+    s.buf = c.mem.get() + i * size_;
+    s.desc = c.reg.desc();
+    s.ctx.kind = CtxKind::kBounce;
+    s.ctx.owner = &s;
+    to_post_.push_back(&s);
   }
+  chunks_.push_back(std::move(c));
   return Status();
 }
 
 long BouncePool::post(fid_ep* ep) {
-  void* desc = reg_.desc();
   while (!to_post_.empty()) {
     Slot* s = to_post_.back();
-    long ret = fi_trecv(ep, s->buf, size_, desc, FI_ADDR_UNSPEC, kBounceTag, kBounceIgnore, &s->ctx);
+    long ret =
+        fi_trecv(ep, s->buf, size_, s->desc, FI_ADDR_UNSPEC, kBounceTag, kBounceIgnore, &s->ctx);
     if (ret != 0) return ret == -FI_EAGAIN ? 0 : ret;
     s->posted = true;
+    if (s->from != kNoPeer) {
+      reposted_.push_back(s->from);
+      s->from = kNoPeer;
+    }
     to_post_.pop_back();
   }
   return 0;
@@ -107,6 +122,9 @@ Result<Decoded> decode(const std::byte* buf, std::size_t len) {
       return d;
     case WireType::kClear:
       if (body_len != 0) return bad("clear to send with a body");
+      return d;
+    case WireType::kCredit:
+      if (body_len != 0) return bad("credit return with a body");
       return d;
   }
   return bad("unknown message type " + std::to_string(static_cast<int>(p.type)));

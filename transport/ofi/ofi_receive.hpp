@@ -6,11 +6,17 @@
 // A completed buffer is re-posted at once when nothing of it was handed out,
 // or at the start of the next poll() when an event's spans point into it
 // (they are valid until then); one whose frame came early stays out until
-// its turn. The buffers are one allocation, registered once (pages are only
-// touched by what arrives). Fewer, larger buffers for large eager limits:
-// about 4 MiB per endpoint in all, 4 to 64 buffers. When every buffer is
-// taken, the provider holds further arrivals (FI_RM_ENABLED) until one is
-// re-posted.
+// its turn. The buffers come in chunks, each one allocation registered once
+// (pages are only touched by what arrives): the first of about 4 MiB (4 to
+// 64 buffers), and more as connections need them (grow()).
+//
+// Credits (ofi_tags.hpp): each connection may have kCredits credited bounce
+// messages of its peer's in flight towards us, plus kCreditReserve credit
+// returns, so the endpoint keeps at least that many buffers per connection
+// and no bounce message ever finds the provider without a buffer for it
+// (libfabric 1.17's shm loses small messages that do, under load). A buffer
+// that held a credited message remembers its sender (Slot::from); when it is
+// re-posted the sender is owed a credit back (take_reposted()).
 //
 // decode() checks a landed message against its length before anything reads
 // it: bad input from the wire is a Status, never a crash.
@@ -20,6 +26,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <span>
 #include <string_view>
@@ -40,15 +47,20 @@ class BouncePool {
   struct Slot {
     Ctx ctx;
     std::byte* buf = nullptr;
+    void* desc = nullptr;     // its chunk's registration
     bool posted = false;
+    PeerId from = kNoPeer;    // the sender of the credited message it held
   };
 
   /// Buffer size for an eager limit: prefix, header and the larger of the
   /// eager payload and the biggest hello.
   static std::size_t buffer_size(std::size_t eager_limit);
 
-  /// Allocates and registers the buffers; posts nothing yet.
+  /// Allocates and registers the first chunk of buffers; posts nothing yet.
   Status init(Memory& memory, std::size_t eager_limit);
+  /// At least `total` buffers in all: a new chunk when there are fewer
+  /// (posted by the next post()).
+  Status grow_to(Memory& memory, std::size_t total);
   std::size_t buffer_bytes() const noexcept { return size_; }
   std::size_t count() const noexcept { return slots_.size(); }
 
@@ -65,12 +77,21 @@ class BouncePool {
   /// Returns 0 or the first other error.
   long post(fid_ep* ep);
   bool waiting() const noexcept { return !to_post_.empty(); }
+  /// The senders of the credited messages whose buffers post() has made
+  /// ready again since the last call, one entry per buffer.
+  std::vector<PeerId>& reposted() noexcept { return reposted_; }
 
  private:
-  std::unique_ptr<std::byte[]> mem_;
-  Registration reg_;
-  std::vector<Slot> slots_;
+  struct Chunk {
+    std::unique_ptr<std::byte[]> mem;
+    Registration reg;
+  };
+  Status add_chunk(Memory& memory, std::size_t n);
+
+  std::vector<Chunk> chunks_;
+  std::deque<Slot> slots_;  // a deque: slots never move (their ctx is posted)
   std::vector<Slot*> to_post_, out_;
+  std::vector<PeerId> reposted_;
   std::size_t size_ = 0;
 };
 

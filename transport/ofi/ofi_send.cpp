@@ -7,6 +7,7 @@
 #include <rdma/fi_tagged.h>
 #include <unistd.h>
 
+#include <cstddef>
 #include <cstring>
 
 #include "base/log.hpp"
@@ -35,11 +36,12 @@ Result<Progress> OfiEndpoint::send(PeerId peer, const Frame& frame, OpId op) {
   const std::size_t n = payload_bytes(frame);
   const std::size_t len = kPrefixSize + frame.header.size() + n;
   if (p->queue.empty() && n <= p->remote_eager) {
-    if (len <= inject_size_ && p->open()) [[likely]] {
+    if (len <= inject_size_ && p->open() && p->credits != 0) [[likely]] {
       // The fast path: one fi_tinject from the stack. No completion follows
       // and the caller's buffers are free at once.
       alignas(16) std::byte buf[kInjectMax];
-      WirePrefix prefix{WireType::kEager, 0, static_cast<std::uint16_t>(frame.header.size()),
+      const std::uint8_t back = owed_now(*p);
+      WirePrefix prefix{WireType::kEager, back, static_cast<std::uint16_t>(frame.header.size()),
                         p->tx_seq, n};
       std::memcpy(buf, &prefix, kPrefixSize);
       std::byte* at = buf + kPrefixSize;
@@ -52,6 +54,8 @@ Result<Progress> OfiEndpoint::send(PeerId peer, const Frame& frame, OpId op) {
       long ret = fi_tinject(fabric_->ep(), buf, len, p->addr, bounce_tag(p->remote_id));
       if (ret == 0) [[likely]] {
         ++p->tx_seq;
+        --p->credits;
+        p->owed -= back;
         return Progress::kDone;
       }
       if (ret != -FI_EAGAIN) {
@@ -131,6 +135,18 @@ void OfiEndpoint::drive(Peer& p, EventSink& sink) {
     }
     // An announced frame's payload waits in `sending` for its kClear.
     while (op->posted < op->postable()) {
+      const bool bounce = op->posted == 0;
+      std::uint8_t back = 0;
+      if (bounce) {
+        // The bounce message needs a credit (ofi_tags.hpp); without one the
+        // frame waits, and the credit's arrival makes p ready again.
+        if (p.credits == 0) return;
+        if (op->type == WireType::kEager) {
+          back = owed_now(p);
+          // The prefix leads the first piece, in our staging (or `big`).
+          static_cast<std::uint8_t*>(op->iov[0].iov_base)[offsetof(WirePrefix, parts)] = back;
+        }
+      }
       long ret = post_next(*op, fabric_->ep(), p.addr);
       if (ret == -FI_EAGAIN) {
         make_ready(p);  // try again in the next poll, after reading the CQ
@@ -139,6 +155,10 @@ void OfiEndpoint::drive(Peer& p, EventSink& sink) {
       if (ret != 0) {
         mark_gone(p, peer_status(p, Errc::kPeerLost, fi_error("fi_tsendv", ret)), true);
         return;
+      }
+      if (bounce) {
+        --p.credits;
+        p.owed -= back;
       }
     }
     p.queue.pop_front();
@@ -155,22 +175,30 @@ bool OfiEndpoint::send_control(Peer& p) {
     mark_gone(p, peer_status(p, Errc::kPeerLost, "its endpoint closed"), true);
     return false;
   }
+  // Each kClear is credited (ofi_tags.hpp) and carries credits back.
   std::size_t sent = 0;
-  for (; sent < p.clears.size(); ++sent) {
-    WirePrefix prefix{WireType::kClear, 0, 0, p.clears[sent], 0};
+  bool refused = false;
+  for (; sent < p.clears.size() && p.credits != 0; ++sent) {
+    const std::uint8_t back = owed_now(p);
+    WirePrefix prefix{WireType::kClear, back, 0, p.clears[sent], 0};
     long ret = fi_tinject(fabric_->ep(), &prefix, sizeof prefix, p.addr, bounce_tag(p.remote_id));
-    if (ret == -FI_EAGAIN) break;
+    if (ret == -FI_EAGAIN) {
+      refused = true;
+      break;
+    }
     if (ret != 0) {
       mark_gone(p, peer_status(p, Errc::kPeerLost, fi_error("fi_tinject (clear to send)", ret)),
                 true);
       return false;
     }
+    --p.credits;
+    p.owed -= back;
   }
   p.clears.erase(p.clears.begin(), p.clears.begin() + static_cast<std::ptrdiff_t>(sent));
-  if (!p.clears.empty()) {
-    make_ready(p);
-    return false;
-  }
+  // Out of credits: a credit's arrival makes p ready (on_credits()); refused
+  // by the provider: the next poll tries again. Payloads the peer cleared
+  // need no credit: they go either way.
+  if (refused) make_ready(p);
   for (SendOp* op = p.sending.front(); op != nullptr && p.cleared_unposted != 0; op = op->next) {
     if (!op->cleared || op->posted == op->messages) continue;
     while (op->posted < op->messages) {
@@ -186,12 +214,14 @@ bool OfiEndpoint::send_control(Peer& p) {
     }
     --p.cleared_unposted;
   }
-  return true;
+  return p.clears.empty();
 }
 
 void OfiEndpoint::clear_to_send(Peer& p, std::uint32_t seq) {
   p.clears.push_back(seq);
-  if (!send_control(p) && !p.eof) wake();  // p is ready: the next poll tries again
+  // Refused: p is ready and the next poll tries again; out of credits: the
+  // kCredit that brings one makes it ready.
+  if (!send_control(p) && !p.eof && p.credits != 0) wake();
 }
 
 void OfiEndpoint::on_clear(Peer& p, std::uint32_t seq) {

@@ -33,6 +33,9 @@
 //                 messages, ofiwg/libfabric#9143, and an unmatched CMA send
 //                 blocks the sender's later messages, #9853), and no provider
 //                 has to buffer or track one.
+//      kCredit    credits back, prefix only (seq = how many; not numbered,
+//                 not itself credited), when many are owed and no frame or
+//                 kClear is going that way to carry them (below).
 //      (kBye, "this connection is dropped; nothing follows", travels on the
 //      watch, numbered after every frame, so it needs no fabric progress and
 //      a closing endpoint sends nothing on the fabric.)
@@ -40,6 +43,20 @@
 //    payload. The receiver posts a receive with exactly this tag straight into
 //    the caller's buffer (receive_payload()), before the sender posts it
 //    (kClear above).
+//
+// Credits: a sender may have at most kCredits credited bounce messages
+// (kEager, kAnnounce, kClear) on a connection that the receiver has not yet
+// re-posted the buffers of; it starts with kCredits and gets one back for
+// each buffer the receiver re-posts, carried in the `parts` byte of the
+// receiver's next kEager or kClear on that connection, or in a kCredit once
+// kCreditBatch are owed. The receiver keeps kCredits + kCreditReserve bounce
+// buffers per connection (ofi_receive.hpp): a kCredit is sent only after
+// kCreditBatch credited messages were consumed, and those needed credits the
+// peer got from earlier returns, so at most kCreditReserve of them are ever
+// unconsumed. No bounce message is thus ever unexpected at the provider,
+// which libfabric 1.17's shm mishandles (small messages from several senders
+// vanish when the receiver has no buffer posted for them). A frame with no
+// credit left waits in its peer's queue, like one the provider refused.
 //
 // Tag bits (60 used, so providers that reserve the top 4 bits still work):
 //
@@ -97,15 +114,27 @@ inline constexpr PeerId tag_peer(std::uint64_t tag) {
   return static_cast<PeerId>((tag >> kPeerShift) & kPeerMask);
 }
 
-enum class WireType : std::uint8_t { kHello = 1, kWelcome, kEager, kAnnounce, kBye, kClear };
+enum class WireType : std::uint8_t {
+  kHello = 1, kWelcome, kEager, kAnnounce, kBye, kClear, kCredit
+};
+
+/// Credited bounce messages a sender may have outstanding per connection.
+inline constexpr std::uint32_t kCredits = 16;
+/// Credits owed that make the receiver send a kCredit.
+inline constexpr std::uint32_t kCreditBatch = kCredits / 2;
+/// Uncredited kCredit messages a connection may have unconsumed (see above).
+inline constexpr std::uint32_t kCreditReserve = 2;
+/// Bounce buffers an endpoint keeps for each connection.
+inline constexpr std::size_t kBuffersPerConnection = kCredits + kCreditReserve;
 
 /// The first 16 bytes of every bounce message and watch record.
 struct WirePrefix {
   WireType type;
-  std::uint8_t parts;          // kAnnounce: payload messages that follow
+  std::uint8_t parts;          // kAnnounce: payload messages that follow;
+                               // kEager, kClear: credits returned
   std::uint16_t header_size;   // kEager, kAnnounce
   std::uint32_t seq;           // kEager, kAnnounce, kBye: the frame's number on its connection;
-                               // kClear: the announcement's
+                               // kClear: the announcement's; kCredit: credits returned
   std::uint64_t payload_size;  // kEager, kAnnounce: frame payload; kHello, kWelcome: body bytes
 };
 static_assert(sizeof(WirePrefix) == 16);
