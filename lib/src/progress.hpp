@@ -178,6 +178,12 @@ class Engine final : public EventSink {
   bool block(std::optional<Clock::time_point> deadline);
   /// sched_yield(); false when another task ran meanwhile (the CPU is contended).
   static bool relax(Clock::time_point now) noexcept;
+  /// Whether an endpoint has a send or payload receive of ours under way.
+  bool transfers_in_flight() const noexcept {
+    for (std::uint8_t i = 0; i < nslots_; ++i)
+      if (slots_[i].in_flight != 0) return true;
+    return false;
+  }
   /// wait()'s tight spin before it starts yielding (short: a task that
   /// shares its core waits that long for the CPU it needs), with the clock
   /// read every kTightPolls polls (about a microsecond with shm; one poll of
@@ -268,6 +274,7 @@ Status Engine::wait(Done done, std::optional<Clock::time_point> deadline, bool i
     if (now >= tight_end) break;
   }
   auto spin_end = Clock::now() + options_.spin;
+  bool contended = false;
   for (;;) {
     const bool busy = poll_once();
     if (done()) return Status();
@@ -276,11 +283,18 @@ Status Engine::wait(Done done, std::optional<Clock::time_point> deadline, bool i
     const auto now = Clock::now();
     if (deadline && now >= *deadline) return Status(Errc::kTimeout, "timed out");
     if (busy) continue;
-    if (now < spin_end) {
+    // Past the spin time, a transfer of ours that is under way (a payload
+    // moving either way) keeps us spinning: progress is ours to make, and
+    // a sleeper pays a wake-up per hop of it. Waiting for a message that
+    // has not started is what sleeping is for.
+    if (now < spin_end || (!contended && transfers_in_flight())) {
       // A yield that gave the CPU away means tasks outnumber cores here: then
       // sleeping is cheaper than spinning (a woken task runs at once, a
       // spinning one waits for its turn), so stop spinning.
-      if (options_.yield && !relax(now)) spin_end = now;
+      if (options_.yield && !relax(now)) {
+        spin_end = now;
+        contended = true;
+      }
       continue;
     }
     const bool woke = block(deadline);
