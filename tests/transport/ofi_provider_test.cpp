@@ -96,9 +96,21 @@ TEST_P(OfiPerProvider, NamedProviderIsUsedAndCapsSayWhatItOffers) {
     EXPECT_EQ(fd.status().code(), Errc::kUnsupported);
     EXPECT_NE(fd.status().message().find("FI_WAIT_FD"), std::string::npos);
   }
+  // No wait object unless asked for (it costs rxm two system calls a message).
+  EXPECT_FALSE((*ep)->caps().wait_fd);
+}
+
+TEST_P(OfiPerProvider, AskedForAWaitObjectGetsOneWhereTheProviderHasIt) {
+  ScopedEnv env("COHORT_OFI_PROVIDER", GetParam().c_str());
+  ScopedEnv wait("COHORT_OFI_WAIT_FD", "1");
+  auto ep = transport().open({});
+  ASSERT_TRUE(ep.is_ok()) << ep.status().to_string();
   // tcp;ofi_rxm has a completion queue wait fd; shm has none.
   if (GetParam() == "tcp;ofi_rxm") {
-    EXPECT_TRUE((*ep)->caps().wait_fd);
+    ASSERT_TRUE((*ep)->caps().wait_fd);
+    auto fd = (*ep)->wait_fd();
+    ASSERT_TRUE(fd.is_ok()) << fd.status().to_string();
+    EXPECT_GE(*fd, 0);
   } else if (GetParam() == "shm") {
     EXPECT_FALSE((*ep)->caps().wait_fd);
   }

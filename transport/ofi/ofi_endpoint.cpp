@@ -277,8 +277,10 @@ void OfiEndpoint::unwake() {
 
 Result<int> OfiEndpoint::wait_fd() {
   if (!caps_.wait_fd)
-    return Status(Errc::kUnsupported, "ofi provider " + fabric_->provider() +
-                                          " has no wait object (FI_WAIT_FD): poll instead");
+    return Status(Errc::kUnsupported, "ofi endpoint on " + fabric_->provider() +
+                                          " has no completion-queue wait object (FI_WAIT_FD; "
+                                          "COHORT_OFI_WAIT_FD=1 asks for one where the provider "
+                                          "has it): poll instead");
   return epoll_.get();
 }
 

@@ -39,7 +39,7 @@ namespace cohort::transport::ofi {
 
 inline constexpr const char* kProviderEnv = "COHORT_OFI_PROVIDER";
 /// "0" opens the completion queue without a wait fd (caps().wait_fd = false).
-inline constexpr const char* kWaitFdEnv = "COHORT_OFI_WAIT_FD";
+inline constexpr const char* kWaitFdEnv = "COHORT_OFI_WAIT_FD";  // "1": a CQ wait object
 
 class Fabric {
  public:
