@@ -1,8 +1,10 @@
 // base/status.hpp — Status and Result<T>, the return types of every internal call.
 //
 // A Status is an Errc plus, on error, a message that names the object, the
-// cause and the remedy. An OK Status costs an enum compare. Result<T> holds a
-// value or a non-OK Status. Nothing below the public C++ API throws.
+// cause and the remedy. The message lives behind a pointer, so an OK Status
+// is two words that are made, moved and dropped without touching the heap:
+// every call on the message path returns one. Result<T> holds a value or a
+// non-OK Status. Nothing below the public C++ API throws.
 //
 //   Result<int> open_socket(const std::string& path);
 //   COHORT_ASSIGN_OR_RETURN(int fd, open_socket(path));
@@ -12,6 +14,7 @@
 #include <cohort/errc.hpp>
 
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <utility>
 #include <variant>
@@ -21,14 +24,27 @@ namespace cohort {
 class [[nodiscard]] Status {
  public:
   Status() noexcept = default;
-  Status(Errc code) : code_(code) {}  // NOLINT: implicit so `return Errc::kRetry;` reads well
-  Status(Errc code, std::string message) : code_(code), message_(std::move(message)) {}
+  Status(Errc code) noexcept : code_(code) {}  // NOLINT: implicit so `return Errc::kRetry;` reads well
+  Status(Errc code, std::string message)
+      : code_(code),
+        message_(message.empty() ? nullptr : std::make_unique<std::string>(std::move(message))) {}
+  Status(const Status& o)
+      : code_(o.code_), message_(o.message_ ? std::make_unique<std::string>(*o.message_) : nullptr) {}
+  Status(Status&& o) noexcept = default;
+  Status& operator=(const Status& o) {
+    if (this != &o) {
+      code_ = o.code_;
+      message_ = o.message_ ? std::make_unique<std::string>(*o.message_) : nullptr;
+    }
+    return *this;
+  }
+  Status& operator=(Status&& o) noexcept = default;
 
   static Status ok() noexcept { return Status(); }
-  /// Back to OK, keeping the message's storage (cheaper than `= Status()`).
+  /// Back to OK.
   void reset() noexcept {
     code_ = Errc::kOk;
-    message_.clear();
+    message_.reset();
   }
 
   bool is_ok() const noexcept { return code_ == Errc::kOk; }
@@ -46,7 +62,7 @@ class [[nodiscard]] Status {
 
  private:
   Errc code_ = Errc::kOk;
-  std::string message_;
+  std::unique_ptr<std::string> message_;  // null: the code's generic text
 };
 
 /// Status from errno after a failed system call: "connect(/run/x.sock): No such file".

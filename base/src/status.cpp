@@ -5,14 +5,14 @@
 namespace cohort {
 
 std::string Status::message() const {
-  return message_.empty() ? std::string(errc_message(code_)) : message_;
+  return message_ ? *message_ : std::string(errc_message(code_));
 }
 
 std::string Status::to_string() const {
   std::string s(errc_message(code_));
-  if (!message_.empty()) {
+  if (message_) {
     s += ": ";
-    s += message_;
+    s += *message_;
   }
   return s;
 }
@@ -22,7 +22,7 @@ Status& Status::with_context(std::string_view context) {
   std::string m(context);
   m += ": ";
   m += message();
-  message_ = std::move(m);
+  message_ = std::make_unique<std::string>(std::move(m));
   return *this;
 }
 

@@ -41,13 +41,16 @@ Result<Peer*> Engine::peer_for_send(Tid dest) {
 Status Engine::start_send(SendOp& op, Tid dest, int tag, std::uint32_t context, std::uint8_t flags,
                           std::span<const std::byte> payload) {
   op.done = false;
-  op.status = Status();
-  if (dest == self_) {
-    deliver(Envelope{self_, tag, context, flags, payload.size()}, payload);
-    op.done = true;
-    return Status();
+  op.status.reset();
+  Peer* p = peers_.find(dest);
+  if (p == nullptr || !p->ready()) [[unlikely]] {
+    if (dest == self_) {
+      deliver(Envelope{self_, tag, context, flags, payload.size()}, payload);
+      op.done = true;
+      return Status();
+    }
+    COHORT_ASSIGN_OR_RETURN(p, peer_for_send(dest));
   }
-  COHORT_ASSIGN_OR_RETURN(Peer * p, peer_for_send(dest));
   encode(WireHeader{flags, self_, dest, tag, context, payload.size()}, op.header);
   op.iov.iov_base = const_cast<std::byte*>(payload.data());
   op.iov.iov_len = payload.size();
@@ -90,6 +93,8 @@ Status Engine::send(Tid dest, int tag, std::uint32_t context, std::uint8_t flags
                     std::span<const std::byte> payload) {
   SendOp op;
   COHORT_RETURN_IF_ERROR(start_send(op, dest, tag, context, flags, payload));
+  if (op.done && op.status.is_ok()) [[likely]]
+    return Status();
   return finish_send(op);
 }
 
