@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 
 #include "base/env.hpp"
 #include "base/log.hpp"
@@ -179,7 +180,18 @@ void Engine::on_frame(std::uint8_t ep, transport::Event& ev, bool announced) {
     return drop_bad_frame(ep, ev, size);
   const Envelope e{h.source, h.tag, h.context, h.flags, size};
   if (!announced) {
-    deliver(e, ev.payload);
+    RecvOp* op = matcher_.match_posted(e);
+    if (op != nullptr && op->has_buffer && size <= op->buffer.size()) [[likely]] {
+      // The common case, a posted receive into a buffer that fits: one copy.
+      op->env = e;
+      if (size != 0) std::memcpy(op->buffer.data(), ev.payload.data(), size);
+      op->state = RecvOp::State::kDone;
+      return;
+    }
+    if (op != nullptr) return deliver_bytes(*op, e, ev.payload);
+    UnexpectedMsg* m = matcher_.add_unexpected(e);
+    m->data.assign(ev.payload.begin(), ev.payload.end());
+    m->complete = true;
     return;
   }
   // The payload is still on the wire: receive it where it belongs.

@@ -136,7 +136,12 @@ class Engine final : public EventSink {
   void start_recv(RecvOp& op);
   /// True (and `op` completed with an error) when op waits for a specific task
   /// that is gone and nothing more can come from it.
-  bool recv_source_gone(RecvOp& op);
+  bool recv_source_gone(RecvOp& op) {
+    // Nothing can be gone while no peer ever died: the common case, inline.
+    if (op.state != RecvOp::State::kPosted || op.source == kAnyTid || !peers_.any_dead())
+      return false;
+    return recv_source_gone_slow(op);
+  }
   /// start_recv, then wait until done or `deadline` (then kTimeout, op abandoned).
   Status recv(RecvOp& op, std::optional<Clock::time_point> deadline = std::nullopt);
   /// Withdraw a receive that is not done: unpost it, or wait for a payload in flight.
@@ -168,6 +173,7 @@ class Engine final : public EventSink {
   void on_frame(std::uint8_t ep, transport::Event& ev, bool announced);
   /// A frame whose header is bad or not for us: log why, drop the connection.
   [[gnu::cold]] void drop_bad_frame(std::uint8_t ep, transport::Event& ev, std::size_t size);
+  bool recv_source_gone_slow(RecvOp& op);
   void on_recv_done(RecvOp& op, const Status& st);
   void on_unexpected_done(UnexpectedMsg& m, const Status& st);
   /// A whole payload that is here (eager frame, self-send, notification).

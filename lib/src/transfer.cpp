@@ -141,9 +141,7 @@ void Engine::watch(Tid source) {
   }
 }
 
-bool Engine::recv_source_gone(RecvOp& op) {
-  if (op.state != RecvOp::State::kPosted || op.source == kAnyTid) return false;
-  if (!peers_.any_dead()) return false;
+bool Engine::recv_source_gone_slow(RecvOp& op) {
   if (!peers_.gone_for_recv(op.source, polls_)) return false;
   Peer& p = *peers_.find(op.source);
   if (!p.swept) {

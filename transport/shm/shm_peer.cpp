@@ -110,10 +110,6 @@ void Peer::leave() noexcept {
   bell_.ring();
 }
 
-bool Peer::peer_left() const noexcept {
-  return dead_ || seg_.side(1 - side_).closed.load(std::memory_order_acquire) != 0;
-}
-
 bool Peer::peer_alive_for_cma() const noexcept {
   if (seg_.side(1 - side_).closed.load(std::memory_order_seq_cst) != 0 || dead_) return false;
   if (!pidfd || pid == ::getpid()) return true;

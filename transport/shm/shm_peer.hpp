@@ -126,7 +126,9 @@ class Peer {
   /// The peer's process ended (its pidfd fired).
   void mark_dead();
   /// The other side closed or its process ended.
-  bool peer_left() const noexcept;
+  bool peer_left() const noexcept {
+    return dead_ || seg_.side(1 - side_).closed.load(std::memory_order_acquire) != 0;
+  }
   /// The other side's process is still there to be read from (CMA).
   bool peer_alive_for_cma() const noexcept;
   /// Ends every pending operation with `status` (sends: kSendDone; a payload
