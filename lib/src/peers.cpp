@@ -168,6 +168,7 @@ void Peers::on_down(std::uint8_t ep, transport::PeerId id, const Status& why,
   if (it == by_conn_.end()) return;
   Peer& p = get(it->second);
   by_conn_.erase(it);
+  if (last_conn_ == key(ep, id)) last_conn_tid_ = kNoTid;
   if (p.live > 0) --p.live;
   if (p.ep == ep && p.out == id) p.out = transport::kNoPeer;
   if (!p.dead())

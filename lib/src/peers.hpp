@@ -95,6 +95,18 @@ class Peers {
   Status connect(Peer& p);
 
   void on_accepted(std::uint8_t ep, transport::PeerId id, Tid t);
+  /// The task a connection is with — ours to it, or one it made and proved
+  /// with its token — or kNoTid for a connection we do not know (one refused
+  /// for its hello, or already down). Every frame's sender is checked
+  /// against it.
+  Tid conn_tid(std::uint8_t ep, transport::PeerId id) noexcept {
+    const std::uint64_t k = key(ep, id);
+    if (k == last_conn_ && last_conn_tid_ != kNoTid) return last_conn_tid_;
+    auto it = by_conn_.find(k);
+    if (it == by_conn_.end()) return kNoTid;
+    last_conn_ = k;
+    return last_conn_tid_ = it->second;
+  }
   void on_down(std::uint8_t ep, transport::PeerId id, const Status& why, std::uint64_t poll_count);
   /// The daemon says `t` has exited.
   void on_exit(Tid t, std::uint64_t poll_count);
@@ -129,6 +141,8 @@ class Peers {
   std::unordered_map<Tid, Peer> by_tid_;            // node-based: Peer* stay valid
   std::unordered_map<std::uint64_t, Tid> by_conn_;  // (endpoint, PeerId) -> tid
   Peer* last_ = nullptr;
+  std::uint64_t last_conn_ = 0;  // conn_tid()'s one-entry cache
+  Tid last_conn_tid_ = kNoTid;
   std::size_t dead_count_ = 0;  // peers that ever died
   std::vector<Tid> pending_;  // tids with a Resolve outstanding
 };

@@ -176,7 +176,11 @@ void Engine::handle(std::uint8_t ep, transport::Event& ev) {
 void Engine::on_frame(std::uint8_t ep, transport::Event& ev, bool announced) {
   WireHeader h;
   const std::size_t size = announced ? ev.payload_size : ev.payload.size();
-  if (!parse(ev.header, h) || h.size != size || h.dest != self_) [[unlikely]]
+  // A frame must come over a connection we know, from the task that proved
+  // itself on it: not one refused for its hello (whose frames may be in the
+  // same poll as its kPeerAccepted), and not one that names another sender.
+  if (!parse(ev.header, h) || h.size != size || h.dest != self_ ||
+      h.source != peers_.conn_tid(ep, ev.peer)) [[unlikely]]
     return drop_bad_frame(ep, ev, size);
   const Envelope e{h.source, h.tag, h.context, h.flags, size};
   if (!announced) {
@@ -226,6 +230,14 @@ void Engine::drop_bad_frame(std::uint8_t ep, transport::Event& ev, std::size_t s
   if (st.is_ok() && h.dest != self_)
     st = Status(Errc::kProtocolError,
                 "message for " + tid_name(h.dest) + " arrived at " + tid_name(self_));
+  if (const Tid from = peers_.conn_tid(ep, ev.peer); st.is_ok() && from == kNoTid) {
+    // Refused at its hello (and warned about then): its frames go with it, quietly.
+    eps_[ep].endpoint->disconnect(ev.peer);
+    return;
+  } else if (st.is_ok()) {
+    st = Status(Errc::kProtocolError, "message that says it is from " + tid_name(h.source) +
+                                          " came over the connection of " + tid_name(from));
+  }
   COHORT_LOG_ERROR(kLog) << "dropping the connection of a peer that sent a bad frame: "
                          << st.to_string();
   eps_[ep].endpoint->disconnect(ev.peer);
