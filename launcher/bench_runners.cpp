@@ -144,6 +144,19 @@ Result<std::vector<Step>> plan(const std::string& spec, std::vector<std::string>
 
 namespace {
 
+// ---- placement ----------------------------------------------------------------------
+
+// Every pair runs one process per core, as the cohort tasks do by default:
+// mpirun binds its two ranks, the fabric tools' server and client are pinned
+// with taskset (util-linux) to CPUs 0 and 1. On one CPU nothing is bound.
+bool two_cpus() { return ::sysconf(_SC_NPROCESSORS_ONLN) >= 2; }
+
+std::vector<std::string> pinned(int cpu, std::vector<std::string> argv) {
+  static const bool can = two_cpus() && !find_in_path("taskset").empty();
+  if (can) argv.insert(argv.begin(), {"taskset", "-c", std::to_string(cpu)});
+  return argv;
+}
+
 // ---- running helper programs --------------------------------------------------------
 
 // The line of a failed program's output that best says why: the first that
@@ -384,9 +397,10 @@ Status run_openmpi(const Reference& r, const BenchArgs& b, PingpongSeries* out,
                                    "MPI); install libopenmpi-dev and reconfigure");
   std::string mpirun = find_in_path("mpirun");
   if (mpirun.empty()) return Status(Errc::kNotFound, "mpirun is not in PATH (apt-get install openmpi-bin)");
-  // Unbound, like the cohort tasks and the fabric tools: mpirun would pin each
-  // rank to a core, which on a small shared machine changes the contest.
-  std::vector<std::string> argv = {"mpirun", "-n", "2", "--oversubscribe", "--bind-to", "none"};
+  // One core per rank, like the cohort tasks (bound by default while they fit)
+  // and the fabric tools (pinned()): mpirun's own default for two ranks.
+  std::vector<std::string> argv = {"mpirun", "-n", "2", "--oversubscribe", "--bind-to",
+                                   two_cpus() ? "core" : "none"};
   if (::geteuid() == 0) argv.push_back("--allow-run-as-root");
   // pml ob1 makes Open MPI use the BTL we name; its UCX PML would pick its own path.
   if (r.path == "tcp") {
@@ -420,7 +434,7 @@ Status run_fi_pingpong(const Reference& r, const BenchArgs& b, PingpongSeries* o
                        std::string* method) {
   if (find_in_path("fi_pingpong").empty())
     return Status(Errc::kNotFound, "fi_pingpong is not in PATH (apt-get install libfabric-bin)");
-  *method = "fi_pingpong -p '" + r.path +
+  *method = std::string(two_cpus() ? "taskset -c 0|1 " : "") + "fi_pingpong -p '" + r.path +
             "' -e rdm -S SIZE -I N -B PORT (server; the client has -P PORT 127.0.0.1), per "
             "size with N = 1 and N = 1 + ITERS*R; latency = the difference / 2 (ITERS*R)";
   auto total_us = [&](std::size_t size, long n) -> Result<double> {
@@ -432,6 +446,8 @@ Status run_fi_pingpong(const Reference& r, const BenchArgs& b, PingpongSeries* o
     std::vector<std::string> client = {"fi_pingpong", "-P", std::to_string(port)};
     client.insert(client.end(), common.begin(), common.end());
     client.push_back("127.0.0.1");
+    server = pinned(0, std::move(server));
+    client = pinned(1, std::move(client));
     ToolServer srv;
     COHORT_RETURN_IF_ERROR(srv.start(server, {}, port));
     std::vector<std::string> lines;
@@ -487,11 +503,11 @@ Status run_ucx_perftest(const Reference& r, const BenchArgs& b, PingpongSeries* 
   }
   COHORT_ASSIGN_OR_RETURN(int port, free_port());
   std::vector<std::string> env = {"UCX_TLS=" + r.path};
-  std::vector<std::string> server = {"ucx_perftest", "-p", std::to_string(port), "-b", path,
-                                     "-f", "-v"};
-  std::vector<std::string> client = {"ucx_perftest", "127.0.0.1", "-p", std::to_string(port),
-                                     "-b", path, "-f", "-v"};
-  *method = shell_word("UCX_TLS=" + r.path) +
+  std::vector<std::string> server =
+      pinned(0, {"ucx_perftest", "-p", std::to_string(port), "-b", path, "-f", "-v"});
+  std::vector<std::string> client = pinned(
+      1, {"ucx_perftest", "127.0.0.1", "-p", std::to_string(port), "-b", path, "-f", "-v"});
+  *method = shell_word("UCX_TLS=" + r.path) + (two_cpus() ? " taskset -c 0|1" : "") +
             " ucx_perftest -p PORT -b BATCH -f -v (server; the client adds 127.0.0.1), BATCH: "
             "per size R lines '-t tag_lat -s SIZE -n ITERS -w ITERS/10'; median of the "
             "overall means";
