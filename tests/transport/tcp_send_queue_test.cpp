@@ -2,6 +2,7 @@
 // finish in order, and storage is reused.
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <string>
 
 #include "transport/tcp/tcp_send_queue.hpp"
@@ -9,10 +10,10 @@
 namespace cohort::transport::tcp {
 namespace {
 
-std::string gathered(SendQueue& q) {
+std::string gathered(SendQueue& q, std::size_t limit = SIZE_MAX) {
   iovec iov[64];
   std::size_t bytes = 0;
-  std::size_t n = q.gather(iov, &bytes);
+  std::size_t n = q.gather(iov, &bytes, limit);
   std::string s;
   for (std::size_t i = 0; i < n; ++i)
     s.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
@@ -34,6 +35,9 @@ TEST(TcpSendQueue, ResumesPartialFramesInOrder) {
   q.push(prefix, Frame{span_of(h2), v2}, 2, true, 0);
   const std::string p16(kPrefixSize, 'P');
   EXPECT_EQ(gathered(q), p16.substr(5) + "HHabcde" + p16 + "xyz");
+  // A limit cuts inside an iovec and describes no more than it allows.
+  EXPECT_EQ(gathered(q, 11 + 3), p16.substr(5) + "HHa");
+  EXPECT_EQ(gathered(q, 0), "");
 
   std::vector<std::pair<OpId, bool>> done;
   auto record = [&](OpId op, bool internal) { done.emplace_back(op, internal); };

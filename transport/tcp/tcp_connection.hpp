@@ -4,7 +4,9 @@
 // The endpoint (tcp_endpoint.hpp) owns connections, routes epoll readiness to
 // them and turns a closed connection into events; a Connection does the I/O:
 //  * sending: send() writes straight from the caller's buffers with one
-//    sendmsg; the rest waits in the SendQueue and leaves from flush().
+//    sendmsg; a frame over 256 KiB in pieces of that size (one huge call
+//    keeps a loopback receiver from reading until the kernel has copied all
+//    of it); the rest waits in the SendQueue and leaves from flush().
 //  * receiving: one buffer per connection, filled with large recv() calls and
 //    parsed in place, so kFrameArrived spans point into it. A buffer with spans
 //    handed out in the current poll ("pinned") is never moved or compacted.
@@ -68,6 +70,9 @@ class Connection {
   void adopt(UniqueFd fd, std::string remote_text);
 
   Result<Progress> send(const Frame& frame, OpId op);
+  /// send()'s large frame: what the socket takes now, in pieces of at most
+  /// kMaxWrite bytes. False when the connection failed (closing()).
+  bool write_queue();
   /// Writes queued frames until the socket is full; completions go to `sink`.
   void flush(EventSink& sink, std::span<iovec> scratch);
 

@@ -1,5 +1,6 @@
 #include "transport/tcp/tcp_send_queue.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <utility>
 
@@ -56,13 +57,13 @@ std::size_t SendQueue::consume(Entry& e, std::size_t n, bool* finished) noexcept
   return n;
 }
 
-std::size_t SendQueue::gather(std::span<iovec> out, std::size_t* bytes) {
+std::size_t SendQueue::gather(std::span<iovec> out, std::size_t* bytes, std::size_t limit) {
   std::size_t used = 0, total = 0;
-  for (std::size_t k = 0; k < count_ && used < out.size(); ++k) {
+  for (std::size_t k = 0; k < count_ && used < out.size() && total < limit; ++k) {
     Entry& e = slots_[(head_ + k) % slots_.size()];
-    for (std::size_t i = e.index; i < e.iov.size() && used < out.size(); ++i) {
+    for (std::size_t i = e.index; i < e.iov.size() && used < out.size() && total < limit; ++i) {
       std::size_t skip = i == e.index ? e.offset : 0;
-      std::size_t len = e.iov[i].iov_len - skip;
+      std::size_t len = std::min(e.iov[i].iov_len - skip, limit - total);
       if (len == 0) continue;
       auto* base = static_cast<std::byte*>(i == 0 ? e.prefix.data() : e.iov[i].iov_base);
       out[used++] = {base + skip, len};

@@ -29,9 +29,10 @@ class SendQueue {
   /// completion event.
   void push(const std::byte* prefix, const Frame& frame, OpId op, bool internal, std::size_t sent);
 
-  /// Describes the unsent bytes from the front in at most out.size() iovecs;
-  /// returns how many it filled. Valid until the queue changes.
-  std::size_t gather(std::span<iovec> out, std::size_t* bytes);
+  /// Describes the unsent bytes from the front, at most `limit` of them, in
+  /// at most out.size() iovecs; returns how many it filled. Valid until the
+  /// queue changes.
+  std::size_t gather(std::span<iovec> out, std::size_t* bytes, std::size_t limit);
 
   /// Marks `n` bytes as sent; each frame that is now complete is passed to
   /// done(op, internal) and dropped, in order.
