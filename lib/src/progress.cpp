@@ -179,9 +179,8 @@ void Engine::on_frame(std::uint8_t ep, transport::Event& ev, bool announced) {
   // A frame must come over a connection we know, from the task that proved
   // itself on it: not one refused for its hello (whose frames may be in the
   // same poll as its kPeerAccepted), and not one that names another sender.
-  if (!parse(ev.header, h) || h.size != size || h.dest != self_ ||
-      h.source != peers_.conn_tid(ep, ev.peer)) [[unlikely]]
-    return drop_bad_frame(ep, ev, size);
+  if (!parse(ev.header, h) || h.source != peers_.conn_tid(ep, ev.peer)) [[unlikely]]
+    return drop_bad_frame(ep, ev);
   const Envelope e{h.source, h.tag, h.context, h.flags, size};
   if (!announced) {
     RecvOp* op = matcher_.match_posted(e);
@@ -221,15 +220,9 @@ void Engine::on_frame(std::uint8_t ep, transport::Event& ev, bool announced) {
     ++slots_[ep].in_flight;
 }
 
-void Engine::drop_bad_frame(std::uint8_t ep, transport::Event& ev, std::size_t size) {
+void Engine::drop_bad_frame(std::uint8_t ep, transport::Event& ev) {
   WireHeader h;
   Status st = decode(ev.header, h);
-  if (st.is_ok() && h.size != size)
-    st = Status(Errc::kProtocolError, "header says " + std::to_string(h.size) +
-                                          " payload bytes, the frame has " + std::to_string(size));
-  if (st.is_ok() && h.dest != self_)
-    st = Status(Errc::kProtocolError,
-                "message for " + tid_name(h.dest) + " arrived at " + tid_name(self_));
   if (const Tid from = peers_.conn_tid(ep, ev.peer); st.is_ok() && from == kNoTid) {
     // Refused at its hello (and warned about then): its frames go with it, quietly.
     eps_[ep].endpoint->disconnect(ev.peer);

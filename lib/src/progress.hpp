@@ -171,8 +171,9 @@ class Engine final : public EventSink {
  private:
   void handle(std::uint8_t ep, transport::Event& ev);
   void on_frame(std::uint8_t ep, transport::Event& ev, bool announced);
-  /// A frame whose header is bad or not for us: log why, drop the connection.
-  [[gnu::cold]] void drop_bad_frame(std::uint8_t ep, transport::Event& ev, std::size_t size);
+  /// A frame whose header is bad or names another sender than its
+  /// connection's task: log why, drop the connection.
+  [[gnu::cold]] void drop_bad_frame(std::uint8_t ep, transport::Event& ev);
   bool recv_source_gone_slow(RecvOp& op);
   void on_recv_done(RecvOp& op, const Status& st);
   void on_unexpected_done(UnexpectedMsg& m, const Status& st);

@@ -51,7 +51,7 @@ Status Engine::start_send(SendOp& op, Tid dest, int tag, std::uint32_t context, 
     }
     COHORT_ASSIGN_OR_RETURN(p, peer_for_send(dest));
   }
-  encode(WireHeader{flags, self_, dest, tag, context, payload.size()}, op.header);
+  encode(WireHeader{flags, self_, tag, context}, op.header);
   op.iov.iov_base = const_cast<std::byte*>(payload.data());
   op.iov.iov_len = payload.size();
   const transport::Frame frame{op.header, std::span<const iovec>(&op.iov, payload.empty() ? 0 : 1)};

@@ -1,7 +1,7 @@
 // lib/src/wire_header.hpp — the data-plane message header at the front of each
 // transport frame (Frame::header); the payload follows as the frame's payload.
 //
-// 32 bytes, every field little-endian whatever the host (the header is read
+// 16 bytes, every field little-endian whatever the host (the header is read
 // before anyone knows the sender's order); the payload itself is in the order
 // that kFlagBigEndian states:
 //
@@ -9,12 +9,14 @@
 //     0    1 version       kWireVersion; a frame of another version is dropped
 //     1    1 flags         kFlagRaw (raw bytes, else packed items), kFlagBigEndian
 //     2    2 reserved      0
-//     4    4 source tid
-//     8    4 dest tid
-//    12    4 tag           signed
-//    16    4 context       0 = user point-to-point; collectives use others
-//    20    4 reserved      0 (a sequence number, later)
-//    24    8 payload size  bytes, equal to the frame's payload size
+//     4    4 source tid    checked against the task the connection is with
+//     8    4 tag           signed
+//    12    4 context       0 = user point-to-point; collectives use others
+//
+// No destination and no size: a connection ends at one task's endpoint, and
+// the transport says how long the payload is. Small enough that a frame with
+// a 64-byte payload still fits the short-message paths of the fabrics (UCX
+// posix takes 100 bytes with its own 8-byte tag; version 1's 32-byte header did not).
 //
 // encode() writes into a caller's buffer (on the stack in the send path);
 // decode() never trusts its input: short or unknown-version headers are errors.
@@ -32,8 +34,8 @@
 
 namespace cohort::lib {
 
-inline constexpr std::uint8_t kWireVersion = 1;
-inline constexpr std::size_t kWireHeaderSize = 32;
+inline constexpr std::uint8_t kWireVersion = 2;
+inline constexpr std::size_t kWireHeaderSize = 16;
 
 inline constexpr std::uint8_t kFlagRaw = 1u << 0;        ///< raw bytes; else packed items
 inline constexpr std::uint8_t kFlagBigEndian = 1u << 1;  ///< payload in big-endian order
@@ -43,10 +45,8 @@ inline constexpr std::uint8_t kNativeOrderFlag = kLittleEndian ? 0 : kFlagBigEnd
 struct WireHeader {
   std::uint8_t flags = 0;
   Tid source = kNoTid;
-  Tid dest = kNoTid;
   std::int32_t tag = 0;
   std::uint32_t context = 0;
-  std::uint64_t size = 0;
 
   bool raw() const noexcept { return (flags & kFlagRaw) != 0; }
   /// True when the payload's byte order differs from this host's.
@@ -61,11 +61,8 @@ inline void encode(const WireHeader& h, WireBytes& out) noexcept {
   p[1] = std::byte{h.flags};
   store_le<std::uint16_t>(p + 2, 0);
   store_le<std::uint32_t>(p + 4, static_cast<std::uint32_t>(h.source));
-  store_le<std::uint32_t>(p + 8, static_cast<std::uint32_t>(h.dest));
-  store_le<std::uint32_t>(p + 12, static_cast<std::uint32_t>(h.tag));
-  store_le<std::uint32_t>(p + 16, h.context);
-  store_le<std::uint32_t>(p + 20, 0);
-  store_le<std::uint64_t>(p + 24, h.size);
+  store_le<std::uint32_t>(p + 8, static_cast<std::uint32_t>(h.tag));
+  store_le<std::uint32_t>(p + 12, h.context);
 }
 
 /// Fills `h` from `in`; false when `in` is not a header this version
@@ -78,10 +75,8 @@ inline bool parse(std::span<const std::byte> in, WireHeader& h) noexcept {
     return false;
   h.flags = static_cast<std::uint8_t>(p[1]);
   h.source = static_cast<Tid>(load_le<std::uint32_t>(p + 4));
-  h.dest = static_cast<Tid>(load_le<std::uint32_t>(p + 8));
-  h.tag = static_cast<std::int32_t>(load_le<std::uint32_t>(p + 12));
-  h.context = load_le<std::uint32_t>(p + 16);
-  h.size = load_le<std::uint64_t>(p + 24);
+  h.tag = static_cast<std::int32_t>(load_le<std::uint32_t>(p + 8));
+  h.context = load_le<std::uint32_t>(p + 12);
   return true;
 }
 
