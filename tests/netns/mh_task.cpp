@@ -2,8 +2,10 @@
 //
 //   mh_task ring                  every rank prints its host; a token goes round the
 //                                 job 3 times (messages between hosts); rank 0 checks it
-//   mh_task late-spawn FILE HOST  wait for FILE (the test adds HOST, then creates it),
-//                                 then spawn `hostname` on HOST and check what it prints
+//   mh_task late-spawn FILE HOST  watch for new hosts, print "ready", wait for FILE (the
+//                                 test adds HOST, then creates it), report the HostAdd
+//                                 notification, then spawn `hostname` on HOST and check
+//                                 what it prints
 //   mh_task watch HOST            spawn `sleep 600` on HOST, watch it and the hosts, print
 //                                 "ready"; then report the HostDelete and TaskExit
 //                                 notifications and that a send to the lost task fails
@@ -51,12 +53,23 @@ int ring(cohort::Session& s) {
 }
 
 int late_spawn(cohort::Session& s, const std::string& file, const std::string& host) {
+  s.notify(cohort::NotifyKind::kHostAdd, 6);
+  std::printf("ready\n");
+  std::fflush(stdout);
   // The test creates `file` once `host` has joined; bounded, so a broken test ends.
   auto deadline = std::chrono::steady_clock::now() + 60s;
   while (::access(file.c_str(), F_OK) != 0) {
     if (std::chrono::steady_clock::now() > deadline) return 3;
     std::this_thread::sleep_for(20ms);
   }
+  auto added = s.recv_for(cohort::kAnyTid, 6, 30s);
+  if (!added) {
+    std::printf("no host add notification within 30 s\n");
+    return 1;
+  }
+  const auto n = cohort::Session::decode_notification(*added);
+  std::printf("host add %u\n", n.host);
+  std::fflush(stdout);
   std::string out;
   cohort::SpawnOptions o;
   o.host = host;

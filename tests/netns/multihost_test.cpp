@@ -247,11 +247,13 @@ TEST_F(MultiHost, AddAFifthHostWhileAJobRunsAndSpawnOntoIt) {
   if (!cluster_) return;
   std::string go = tmp_.path() + "/go";
   std::string log = start(1, {"run", "-n", "1", bin("mh_task"), "late-spawn", go, "h5"});
+  ASSERT_TRUE(wait_for(log, "ready")) << slurp(log) << master_log();  // it watches hosts
   auto add = cohort(1, {"add", "--agent", cluster_->agent_template(), "h5"});
   ASSERT_EQ(add.exit_code, 0) << add.out << add.err << master_log();
   EXPECT_NE(add.out.find("host h5 is host 5"), std::string::npos) << add.out;
   std::ofstream(go) << "go\n";
   EXPECT_EQ(wait_child(), 0) << slurp(log) << master_log();
+  EXPECT_NE(slurp(log).find("host add 5"), std::string::npos) << slurp(log);
   EXPECT_NE(slurp(log).find("late spawn on h5 printed h5 (tid host 5)"), std::string::npos)
       << slurp(log);
 }
